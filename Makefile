@@ -1,0 +1,40 @@
+# The two commands a new user needs: `make run` and `make test`. Both are idempotent.
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+HOST ?= 127.0.0.1:8000
+
+.PHONY: install run test test-fast lint db-status db-stop clean-data
+
+$(PY):
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip setuptools wheel
+
+# Reinstall only when the dependency list changes. torch and torchvision come from the
+# registry as a matched pair (never the machine-local CPU torch file).
+$(STAMP): pyproject.toml | $(PY)
+	$(PY) -m pip install --quiet --progress-bar off -e ".[dev]"
+	touch $(STAMP)
+
+install: $(STAMP)
+
+run: install
+	$(PY) manage.py migrate --noinput
+	$(PY) manage.py runserver $(HOST)
+
+test: install
+	bash scripts/ensure-chromium
+	$(PY) -m pytest
+
+test-fast: install
+	$(PY) -m pytest -m "not slow and not e2e"
+
+lint: install
+	$(PY) -m ruff check .
+
+db-status: install
+	$(PY) manage.py dbserver status
+
+db-stop: install
+	$(PY) manage.py dbserver stop

@@ -1,0 +1,33 @@
+from pathlib import Path
+
+from django.conf import settings
+from django.core.management.base import BaseCommand, CommandError
+
+from search import embedded_db
+
+
+class Command(BaseCommand):
+    help = "Start, stop or inspect the embedded PostgreSQL server (var/pgdata)."
+
+    def add_arguments(self, parser):
+        parser.add_argument("action", choices=["status", "start", "stop", "url"])
+
+    def handle(self, *args, action, **options):
+        db = settings.DATABASES["default"]
+        if "PGDATA" not in db:
+            raise CommandError("DATABASE_URL points at an external PostgreSQL; there is no embedded server to manage")
+        pgdata = Path(db["PGDATA"])
+        if action == "status":
+            state = embedded_db.status(pgdata)
+            word = "running" if state["running"] else "stopped"
+            self.stdout.write(f"{word}: {state['pgdata']}" + (f" (pid {state['pid']})" if state["running"] else ""))
+        elif action == "start":
+            # A handle kept by a short-lived command would stop the server at exit; detach it.
+            server = embedded_db.get_server(pgdata)
+            server.cleanup_mode = None
+            self.stdout.write(f"running: {server.get_uri(database=db['NAME'])}")
+        elif action == "url":
+            self.stdout.write(embedded_db.get_server(pgdata).get_uri(database=db["NAME"]))
+        else:
+            stopped = embedded_db.stop(pgdata)
+            self.stdout.write("stopped" if stopped else "was not running")

@@ -1,0 +1,199 @@
+"""Settings for the multimodal search product.
+
+Everything deployment-specific comes from the environment through the typed helpers in
+search/env.py. The defaults run a fresh checkout locally with nothing to configure: an
+embedded PostgreSQL in var/pgdata, media in var/media, and the shipped demo model.
+"""
+
+import json
+import secrets
+from pathlib import Path
+
+from django.core.exceptions import ImproperlyConfigured
+
+from search.env import env_bool, env_int, env_list, env_str, parse_database_url
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+VAR_DIR = Path(env_str("SEARCH_VAR_DIR", str(BASE_DIR / "var"))).resolve()
+
+# Production is an explicit choice; it turns every "convenient default" below into an error.
+PRODUCTION = env_bool("DJANGO_PRODUCTION", False)
+DEBUG = env_bool("DJANGO_DEBUG", False)
+if PRODUCTION and DEBUG:
+    raise ImproperlyConfigured("DJANGO_DEBUG must be off when DJANGO_PRODUCTION is on")
+
+
+def _secret_key() -> str:
+    key = env_str("DJANGO_SECRET_KEY")
+    if key:
+        if PRODUCTION and (len(key) < 50 or key.startswith("django-insecure") or len(set(key)) < 5):
+            raise ImproperlyConfigured("DJANGO_SECRET_KEY is too weak for production: use 50+ random characters")
+        return key
+    if PRODUCTION:
+        raise ImproperlyConfigured(
+            "DJANGO_SECRET_KEY must be set in production, e.g. "
+            "python -c 'import secrets; print(secrets.token_urlsafe(64))'"
+        )
+    # Local use: a random key generated once and kept beside the data, never a key in git.
+    key_file = VAR_DIR / "secret_key"
+    if not key_file.exists():
+        VAR_DIR.mkdir(parents=True, exist_ok=True)
+        key_file.write_text(secrets.token_urlsafe(64))
+        key_file.chmod(0o600)
+    return key_file.read_text().strip()
+
+
+SECRET_KEY = _secret_key()
+ALLOWED_HOSTS = env_list("DJANGO_ALLOWED_HOSTS", [] if PRODUCTION else ["127.0.0.1", "localhost", "[::1]"])
+if PRODUCTION and not ALLOWED_HOSTS:
+    raise ImproperlyConfigured("DJANGO_ALLOWED_HOSTS must list the host names this server answers to")
+CSRF_TRUSTED_ORIGINS = env_list("DJANGO_CSRF_TRUSTED_ORIGINS", [])
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "whitenoise.runserver_nostatic",
+    "django.contrib.staticfiles",
+    "django.contrib.postgres",
+    "rest_framework",
+    "rest_framework.authtoken",
+    "drf_spectacular",
+    "search",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "search.urls"
+WSGI_APPLICATION = "search.wsgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+# Database: an external server when DATABASE_URL is set, else the embedded one.
+DATABASE_URL = env_str("DATABASE_URL")
+if DATABASE_URL:
+    _default_db = parse_database_url(DATABASE_URL)
+else:
+    _default_db = {
+        "ENGINE": "search.pgembedded",
+        "NAME": env_str("SEARCH_DB_NAME", "search"),
+        "USER": "postgres",
+        "PGDATA": str(Path(env_str("SEARCH_PGDATA", str(VAR_DIR / "pgdata"))).resolve()),
+    }
+_default_db["CONN_MAX_AGE"] = env_int("DJANGO_CONN_MAX_AGE", 60, minimum=0)
+_default_db["CONN_HEALTH_CHECKS"] = True
+_default_db["TEST"] = {"NAME": "test_" + _default_db["NAME"]}
+DATABASES = {"default": _default_db}
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+# The oldest pgvector that has iterative index scans, which filtered search relies on.
+PGVECTOR_MIN_VERSION = (0, 8, 0)
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+
+STATIC_URL = "static/"
+STATIC_ROOT = BASE_DIR / "staticfiles"
+STATICFILES_DIRS = [BASE_DIR / "search" / "static"]
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {
+        "BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"
+        if PRODUCTION
+        else "django.contrib.staticfiles.storage.StaticFilesStorage"
+    },
+}
+MEDIA_ROOT = Path(env_str("DJANGO_MEDIA_ROOT", str(VAR_DIR / "media"))).resolve()
+MEDIA_URL = "/media/"
+
+# Embedding spaces, in the spirit of CACHES: name -> encoder class + options.
+# SEARCH_SPACES_JSON (a JSON object, or a path to a JSON file) replaces the shipped default.
+def _spaces() -> dict:
+    raw = env_str("SEARCH_SPACES_JSON")
+    if not raw:
+        from encoders.registry import DEFAULT_SPACES
+
+        return DEFAULT_SPACES
+    text = Path(raw).read_text() if not raw.lstrip().startswith("{") else raw
+    try:
+        spaces = json.loads(text)
+    except ValueError as exc:
+        raise ImproperlyConfigured(f"SEARCH_SPACES_JSON is not valid JSON: {exc}") from None
+    if not isinstance(spaces, dict) or not spaces:
+        raise ImproperlyConfigured("SEARCH_SPACES_JSON must be a non-empty JSON object of spaces")
+    return spaces
+
+
+SEARCH_SPACES = _spaces()
+SEARCH_DEFAULT_SPACE = env_str("SEARCH_DEFAULT_SPACE", next(iter(SEARCH_SPACES)))
+if SEARCH_DEFAULT_SPACE not in SEARCH_SPACES:
+    raise ImproperlyConfigured(
+        f"SEARCH_DEFAULT_SPACE={SEARCH_DEFAULT_SPACE!r} is not one of the configured spaces: {sorted(SEARCH_SPACES)}"
+    )
+# HNSW build parameters for every space's index, and the default search breadth.
+SEARCH_HNSW_M = env_int("SEARCH_HNSW_M", 16, minimum=2)
+SEARCH_HNSW_EF_CONSTRUCTION = env_int("SEARCH_HNSW_EF_CONSTRUCTION", 64, minimum=4)
+SEARCH_HNSW_EF_SEARCH = env_int("SEARCH_HNSW_EF_SEARCH", 100, minimum=1)
+
+REST_FRAMEWORK = {
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "rest_framework.authentication.TokenAuthentication",
+        "rest_framework.authentication.SessionAuthentication",
+    ],
+}
+SPECTACULAR_SETTINGS = {
+    "TITLE": "Multimodal search API",
+    "DESCRIPTION": "Store text, images and audio; search them across modalities.",
+    "VERSION": "0.1.0",
+}
+
+SECURE_CONTENT_TYPE_NOSNIFF = True
+X_FRAME_OPTIONS = "DENY"
+if PRODUCTION:
+    SESSION_COOKIE_SECURE = True
+    CSRF_COOKIE_SECURE = True
+    SECURE_SSL_REDIRECT = env_bool("DJANGO_SECURE_SSL_REDIRECT", True)
+    SECURE_HSTS_SECONDS = env_int("DJANGO_HSTS_SECONDS", 31536000, minimum=0)
+    SECURE_HSTS_INCLUDE_SUBDOMAINS = True
+    SECURE_HSTS_PRELOAD = True
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "handlers": {"console": {"class": "logging.StreamHandler"}},
+    "root": {"handlers": ["console"], "level": env_str("DJANGO_LOG_LEVEL", "WARNING")},
+}

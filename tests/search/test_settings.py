@@ -1,0 +1,62 @@
+"""Settings come from the environment; production refuses unsafe values."""
+
+import pytest
+from django.core.exceptions import ImproperlyConfigured
+
+from search.env import env_bool, env_int, env_list, parse_database_url
+from tests.conftest import run_manage
+
+
+def test_typed_helpers_parse_and_reject(monkeypatch):
+    monkeypatch.setenv("X_BOOL", "yes")
+    monkeypatch.setenv("X_INT", "42")
+    monkeypatch.setenv("X_LIST", "a.example, b.example ,")
+    assert env_bool("X_BOOL") is True
+    assert env_int("X_INT", 1) == 42
+    assert env_list("X_LIST", []) == ["a.example", "b.example"]
+    assert env_int("X_UNSET", 7) == 7
+    monkeypatch.setenv("X_BOOL", "maybe")
+    with pytest.raises(ImproperlyConfigured, match="X_BOOL='maybe' is not a boolean"):
+        env_bool("X_BOOL")
+    monkeypatch.setenv("X_INT", "4o")
+    with pytest.raises(ImproperlyConfigured, match="X_INT='4o' is not an integer"):
+        env_int("X_INT", 1)
+    with pytest.raises(ImproperlyConfigured, match=">= 100"):
+        monkeypatch.setenv("X_INT", "5")
+        env_int("X_INT", 1, minimum=100)
+
+
+def test_database_url_is_parsed():
+    db = parse_database_url("postgres://alice:p%40ss@db.internal:6543/search?sslmode=require")
+    assert db["ENGINE"] == "django.db.backends.postgresql"
+    assert (db["NAME"], db["USER"], db["PASSWORD"], db["HOST"], db["PORT"]) == (
+        "search", "alice", "p@ss", "db.internal", "6543"
+    )
+    assert db["OPTIONS"] == {"sslmode": "require"}
+    socket = parse_database_url("postgresql:///search?host=/run/postgresql")
+    assert socket["HOST"] == "/run/postgresql"
+
+
+@pytest.mark.parametrize("url", ["mysql://u@h/db", "postgres://u@h:5432/"])
+def test_bad_database_url_is_refused(url):
+    with pytest.raises(ImproperlyConfigured):
+        parse_database_url(url)
+
+
+def test_production_refuses_to_start_without_a_secret_key():
+    result = run_manage("check", env={"DJANGO_PRODUCTION": "1", "DJANGO_SECRET_KEY": "", "DJANGO_ALLOWED_HOSTS": "x"})
+    assert result.returncode != 0
+    assert "DJANGO_SECRET_KEY must be set in production" in result.stderr
+
+
+def test_production_refuses_a_weak_secret_key():
+    env = {"DJANGO_PRODUCTION": "1", "DJANGO_SECRET_KEY": "secret", "DJANGO_ALLOWED_HOSTS": "x"}
+    result = run_manage("check", env=env)
+    assert result.returncode != 0
+    assert "too weak for production" in result.stderr
+
+
+def test_unknown_default_space_is_refused():
+    result = run_manage("check", env={"SEARCH_DEFAULT_SPACE": "nope"})
+    assert result.returncode != 0
+    assert "SEARCH_DEFAULT_SPACE='nope' is not one of the configured spaces" in result.stderr
