@@ -61,6 +61,7 @@ INSTALLED_APPS = [
     "rest_framework",
     "rest_framework.authtoken",
     "drf_spectacular",
+    "drf_spectacular_sidecar",
     "search",
 ]
 
@@ -125,7 +126,9 @@ USE_I18N = True
 USE_TZ = True
 
 STATIC_URL = "static/"
-STATIC_ROOT = BASE_DIR / "staticfiles"
+# collectstatic output, served by WhiteNoise in production; locally WhiteNoise serves from the app folders.
+STATIC_ROOT = BASE_DIR / "staticfiles" if PRODUCTION else None
+WHITENOISE_USE_FINDERS = not PRODUCTION
 STATICFILES_DIRS = [BASE_DIR / "search" / "static"]
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
@@ -167,17 +170,32 @@ SEARCH_HNSW_M = env_int("SEARCH_HNSW_M", 16, minimum=2)
 SEARCH_HNSW_EF_CONSTRUCTION = env_int("SEARCH_HNSW_EF_CONSTRUCTION", 64, minimum=4)
 SEARCH_HNSW_EF_SEARCH = env_int("SEARCH_HNSW_EF_SEARCH", 100, minimum=1)
 
+SEARCH_THROTTLE_RATES = {
+    "search": env_str("SEARCH_THROTTLE_SEARCH", "120/min"),
+    "write": env_str("SEARCH_THROTTLE_WRITE", "60/min"),
+}
+# Reads are public unless SEARCH_API_PUBLIC_READS=0; writes always need a token or a staff session.
+SEARCH_API_PUBLIC_READS = env_bool("SEARCH_API_PUBLIC_READS", True)
 REST_FRAMEWORK = {
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "DEFAULT_AUTHENTICATION_CLASSES": [
         "rest_framework.authentication.TokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
+    "DEFAULT_PERMISSION_CLASSES": ["search.api.permissions.ReadPublicWriteAuthenticated"],
+    "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.PageNumberPagination",
+    "PAGE_SIZE": 20,
+    "DEFAULT_THROTTLE_CLASSES": ["search.api.throttling.ScopedSettingsRateThrottle"],
+    "EXCEPTION_HANDLER": "search.api.errors.exception_handler",
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "Multimodal search API",
-    "DESCRIPTION": "Store text, images and audio; search them across modalities.",
+    "DESCRIPTION": "Store text, images and audio; search them across modalities in shared embedding spaces.",
     "VERSION": "0.1.0",
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+    "COMPONENT_SPLIT_REQUEST": True,
 }
 
 SECURE_CONTENT_TYPE_NOSNIFF = True
@@ -197,3 +215,24 @@ LOGGING = {
     "handlers": {"console": {"class": "logging.StreamHandler"}},
     "root": {"handlers": ["console"], "level": env_str("DJANGO_LOG_LEVEL", "WARNING")},
 }
+
+# Ingestion limits: what a single item may be. Uploads above them are refused with a clear error.
+SEARCH_MAX_UPLOAD_BYTES = env_int("SEARCH_MAX_UPLOAD_BYTES", 50 * 1024 * 1024, minimum=1)
+SEARCH_MAX_IMAGE_PIXELS = env_int("SEARCH_MAX_IMAGE_PIXELS", 40_000_000, minimum=1)
+SEARCH_MAX_AUDIO_SECONDS = env_int("SEARCH_MAX_AUDIO_SECONDS", 600, minimum=1)
+SEARCH_MAX_AUDIO_SAMPLE_RATE = env_int("SEARCH_MAX_AUDIO_SAMPLE_RATE", 192_000, minimum=8000)
+SEARCH_MAX_TEXT_CHARS = env_int("SEARCH_MAX_TEXT_CHARS", 20_000, minimum=1)
+SEARCH_INGEST_BATCH_SIZE = env_int("SEARCH_INGEST_BATCH_SIZE", 32, minimum=1)
+# Requests may carry files up to the upload cap (plus form fields); Django's in-memory
+# threshold stays small so large uploads stream to a temporary file instead of RAM.
+DATA_UPLOAD_MAX_MEMORY_SIZE = 2 * 1024 * 1024
+FILE_UPLOAD_MAX_MEMORY_SIZE = 2 * 1024 * 1024
+
+# Search limits: results per page, pages, parts of a weighted query, query text length.
+SEARCH_MAX_K = env_int("SEARCH_MAX_K", 100, minimum=1)
+SEARCH_MAX_PAGE = env_int("SEARCH_MAX_PAGE", 50, minimum=1)
+SEARCH_MAX_QUERY_PARTS = env_int("SEARCH_MAX_QUERY_PARTS", 8, minimum=1)
+SEARCH_MAX_QUERY_CHARS = env_int("SEARCH_MAX_QUERY_CHARS", 1000, minimum=1)
+# Below this many matching rows a filtered query is answered exactly (cheaper, and never short).
+SEARCH_EXACT_BELOW = env_int("SEARCH_EXACT_BELOW", 5000, minimum=0)
+SEARCH_TEXT_CACHE_SIZE = env_int("SEARCH_TEXT_CACHE_SIZE", 1024, minimum=0)

@@ -31,9 +31,17 @@ def get_encoder(name: str | None = None):
     return encoders.get_space(name or settings.SEARCH_DEFAULT_SPACE)
 
 
+def configured_names() -> list[str]:
+    return list(settings.SEARCH_SPACES)
+
+
 def register(name: str, *, allow_identity_change: bool = False) -> EmbeddingSpace:
     """Create or validate the row for a configured space and make sure its HNSW index exists."""
     encoder = get_encoder(name)
+    known = EmbeddingSpace.objects.filter(name=name).first()
+    if (known is not None and known.identity == encoder.identity
+            and sorted(known.modalities) == sorted(encoder.modalities) and index_exists(known)):
+        return known  # the common case: two cheap reads per call
     with transaction.atomic():
         space, created = EmbeddingSpace.objects.select_for_update().get_or_create(
             name=name,
@@ -61,6 +69,8 @@ def register(name: str, *, allow_identity_change: bool = False) -> EmbeddingSpac
 
 
 def ensure_index(space: EmbeddingSpace) -> None:
+    if index_exists(space):
+        return
     m, ef_construction = settings.SEARCH_HNSW_M, settings.SEARCH_HNSW_EF_CONSTRUCTION
     with connection.cursor() as cursor:
         cursor.execute(
@@ -82,14 +92,25 @@ def index_exists(space: EmbeddingSpace) -> bool:
         return cursor.fetchone() is not None
 
 
+def registered_spaces() -> list[EmbeddingSpace]:
+    """Every configured space that can be used now, registered if it was not yet."""
+    usable = []
+    for name in configured_names():
+        try:
+            usable.append(register(name))
+        except (SpaceIdentityMismatch, encoders.EncoderError) as exc:
+            logger.warning("space %r is not usable: %s", name, exc)
+    return usable
+
+
 def sync_after_migrate(sender, using="default", verbosity=1, **kwargs):
     """post_migrate hook: `migrate` registers every configured space and builds its index."""
     for name in settings.SEARCH_SPACES:
         try:
             space = register(name)
-        except SpaceIdentityMismatch as exc:
-            # Migrating must not fail because a model file changed; searches in that space are refused instead.
-            print(f"warning: {exc}", file=sys.stderr)
+        except (SpaceIdentityMismatch, encoders.EncoderError) as exc:
+            # Migrating must not fail because a model file changed or is missing; using the space says why.
+            print(f"warning: space {name!r} not registered: {exc}", file=sys.stderr)
             continue
         if verbosity >= 1:
             print(f"  Space {space.name!r}: dim {space.dimension}, {space.identity}, index {space.index_name}")

@@ -1,5 +1,5 @@
 from django.contrib import admin
-from django.urls import path
+from django.urls import include, path
 
 from search import views
 
@@ -8,4 +8,5 @@ urlpatterns = [
     path("healthz", views.healthz, name="healthz"),
     path("media/<path:path>", views.media, name="media"),
     path("admin/", admin.site.urls),
+    path("api/", include("search.api.urls")),
 ]

@@ -1,0 +1,25 @@
+from django.conf import settings
+from rest_framework import permissions
+
+
+class ReadPublicWriteAuthenticated(permissions.BasePermission):
+    """Reads are public (unless SEARCH_API_PUBLIC_READS is off); writes need a token or a staff session.
+
+    Searching by POST is a read: it carries a query, it changes nothing.
+    """
+
+    message = "writing needs an API token (Authorization: Token <key>) or a staff session"
+
+    def has_permission(self, request, view):
+        if request.method in permissions.SAFE_METHODS or getattr(view, "read_only_post", False):
+            return settings.SEARCH_API_PUBLIC_READS or bool(request.user and request.user.is_authenticated)
+        user = request.user
+        if not (user and user.is_authenticated):
+            return False
+        # A session alone (no token) is enough only for staff: it is how the admin's users arrive.
+        return request.auth is not None or user.is_staff
+
+    def has_object_permission(self, request, view, obj):
+        if request.method in permissions.SAFE_METHODS:
+            return True
+        return request.user.is_staff or (obj.owner_id is not None and obj.owner_id == request.user.pk)

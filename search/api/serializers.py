@@ -1,0 +1,226 @@
+import json
+
+from django.conf import settings
+from django.urls import reverse
+from rest_framework import serializers
+
+from search.models import EmbeddingSpace, Item, Modality
+from search.searching import MODES
+
+
+class TagsField(serializers.ListField):
+    """A list of tags; multipart forms may send one comma-separated string instead."""
+
+    child = serializers.CharField(max_length=64)
+
+    def __init__(self, **kwargs):
+        kwargs.setdefault("max_length", 50)
+        super().__init__(**kwargs)
+
+    def to_internal_value(self, data):
+        if isinstance(data, str):
+            data = [part for part in data.split(",") if part.strip()]
+        elif hasattr(data, "getlist"):
+            data = [part for value in data.getlist(self.field_name) for part in str(value).split(",") if part.strip()]
+        return super().to_internal_value(data)
+
+    def get_value(self, dictionary):
+        if hasattr(dictionary, "getlist") and self.field_name in dictionary:
+            values = dictionary.getlist(self.field_name)
+            return values[0] if len(values) == 1 else values
+        return super().get_value(dictionary)
+
+
+class JSONObjectField(serializers.JSONField):
+    """A JSON object (multipart forms send it as a JSON string)."""
+
+    def to_internal_value(self, data):
+        if isinstance(data, str):
+            try:
+                data = json.loads(data)
+            except ValueError:
+                raise serializers.ValidationError("must be a JSON object") from None
+        if not isinstance(data, dict):
+            raise serializers.ValidationError("must be a JSON object")
+        if len(json.dumps(data)) > 20_000:
+            raise serializers.ValidationError("is larger than 20,000 characters of JSON")
+        return data
+
+
+def _media_url(request, field) -> str | None:
+    if not field:
+        return None
+    url = reverse("media", args=[field.name])
+    return request.build_absolute_uri(url) if request else url
+
+
+class ItemSerializer(serializers.ModelSerializer):
+    tags = TagsField(required=False)
+    metadata = JSONObjectField(required=False)
+    media_url = serializers.SerializerMethodField()
+    preview_url = serializers.SerializerMethodField()
+    owner = serializers.CharField(source="owner.username", read_only=True, default=None)
+
+    class Meta:
+        model = Item
+        fields = [
+            "id", "modality", "title", "text", "tags", "collection", "metadata", "hidden", "pinned",
+            "mime_type", "byte_size", "sha256", "width", "height", "duration", "sample_rate",
+            "embedding_status", "embedding_error", "media_url", "preview_url", "owner", "created_at", "updated_at",
+        ]
+        read_only_fields = [
+            "id", "modality", "mime_type", "byte_size", "sha256", "width", "height", "duration", "sample_rate",
+            "embedding_status", "embedding_error", "created_at", "updated_at",
+        ]
+
+    def get_media_url(self, item) -> str | None:
+        return _media_url(self.context.get("request"), item.media)
+
+    def get_preview_url(self, item) -> str | None:
+        return _media_url(self.context.get("request"), item.preview)
+
+    def validate_text(self, value):
+        # The body of a text item is its content (and its hash and vector); only captions are editable.
+        if self.instance is not None and self.instance.modality == Modality.TEXT and value != self.instance.text:
+            raise serializers.ValidationError("the text of a text item cannot change; store a new item instead")
+        return value
+
+    def validate(self, attrs):
+        request = self.context.get("request")
+        if ({"hidden", "pinned"} & attrs.keys()) and not (request and request.user.is_staff):
+            raise serializers.ValidationError({"hidden": ["only staff can hide or pin items"]})
+        return attrs
+
+
+class ItemCreateSerializer(serializers.Serializer):
+    file = serializers.FileField(required=False, help_text="an image or audio file")
+    text = serializers.CharField(required=False, allow_blank=False, trim_whitespace=True,
+                                 help_text="the body of a text item (instead of a file)")
+    title = serializers.CharField(required=False, allow_blank=True, max_length=300, default="")
+    caption = serializers.CharField(required=False, allow_blank=True, default="")
+    tags = TagsField(required=False, default=list)
+    collection = serializers.CharField(required=False, allow_blank=True, max_length=100, default="")
+    metadata = JSONObjectField(required=False, default=dict)
+
+    def validate(self, attrs):
+        if ("file" in attrs) == ("text" in attrs):
+            raise serializers.ValidationError({"non_field_errors": ["send exactly one of 'file' or 'text'"]})
+        upload = attrs.get("file")
+        if upload is not None and upload.size > settings.SEARCH_MAX_UPLOAD_BYTES:
+            raise serializers.ValidationError(
+                {"file": [f"the file is {upload.size:,} bytes; the limit is {settings.SEARCH_MAX_UPLOAD_BYTES:,}"]}
+            )
+        return attrs
+
+
+class QueryPartSerializer(serializers.Serializer):
+    text = serializers.CharField(required=False, max_length=10_000)
+    item = serializers.IntegerField(required=False, min_value=1)
+    vector = serializers.ListField(child=serializers.FloatField(), required=False, max_length=16_000)
+    weight = serializers.FloatField(required=False, default=1.0, min_value=-100, max_value=100)
+
+    def validate(self, attrs):
+        given = [key for key in ("text", "item", "vector") if key in attrs]
+        if len(given) != 1:
+            raise serializers.ValidationError("each part needs exactly one of 'text', 'item' or 'vector'")
+        return attrs
+
+
+class SearchParamsSerializer(serializers.Serializer):
+    """Everything a search takes besides its query parts: filters, paging, mode."""
+
+    q = serializers.CharField(required=False, allow_blank=True, max_length=10_000)
+    weight = serializers.FloatField(required=False, default=1.0, min_value=-100, max_value=100,
+                                    help_text="weight of the uploaded file when combined with q")
+    modality = serializers.ListField(child=serializers.ChoiceField(choices=Modality.values), required=False,
+                                     default=list, max_length=3)
+    tag = serializers.ListField(child=serializers.CharField(max_length=64), required=False, default=list,
+                                max_length=20)
+    collection = serializers.CharField(required=False, allow_blank=True, max_length=100, default="")
+    metadata = JSONObjectField(required=False, default=dict)
+    created_after = serializers.DateTimeField(required=False, allow_null=True, default=None)
+    created_before = serializers.DateTimeField(required=False, allow_null=True, default=None)
+    k = serializers.IntegerField(required=False, default=10, min_value=1)
+    page = serializers.IntegerField(required=False, default=1, min_value=1)
+    mode = serializers.ChoiceField(choices=MODES, required=False, default="vector")
+    space = serializers.CharField(required=False, allow_blank=True, max_length=64, default="")
+    exact = serializers.BooleanField(required=False, default=False)
+    parts = QueryPartSerializer(many=True, required=False, default=list)
+
+    def validate_k(self, value):
+        if value > settings.SEARCH_MAX_K:
+            raise serializers.ValidationError(f"k is at most {settings.SEARCH_MAX_K}")
+        return value
+
+    def validate_page(self, value):
+        if value > settings.SEARCH_MAX_PAGE:
+            raise serializers.ValidationError(f"page is at most {settings.SEARCH_MAX_PAGE}")
+        return value
+
+    def validate_parts(self, value):
+        if len(value) > settings.SEARCH_MAX_QUERY_PARTS:
+            raise serializers.ValidationError(f"a query has at most {settings.SEARCH_MAX_QUERY_PARTS} parts")
+        return value
+
+    def validate_q(self, value):
+        if len(value) > settings.SEARCH_MAX_QUERY_CHARS:
+            raise serializers.ValidationError(f"the query is limited to {settings.SEARCH_MAX_QUERY_CHARS} characters")
+        return value
+
+
+class MomentSerializer(serializers.Serializer):
+    start = serializers.FloatField()
+    end = serializers.FloatField()
+
+
+class SearchHitSerializer(serializers.Serializer):
+    id = serializers.IntegerField(source="item.id")
+    modality = serializers.CharField(source="item.modality")
+    title = serializers.CharField(source="item.title")
+    snippet = serializers.SerializerMethodField()
+    media_url = serializers.SerializerMethodField()
+    preview_url = serializers.SerializerMethodField()
+    tags = serializers.ListField(source="item.tags", child=serializers.CharField())
+    collection = serializers.CharField(source="item.collection")
+    score = serializers.FloatField()
+    rank = serializers.IntegerField()
+    distance = serializers.FloatField(allow_null=True)
+    vector_rank = serializers.IntegerField(allow_null=True)
+    lexical_rank = serializers.IntegerField(allow_null=True)
+    moment = serializers.SerializerMethodField()
+
+    def get_snippet(self, hit) -> str:
+        text = hit.item.text or ""
+        return text if len(text) <= 240 else text[:237].rsplit(" ", 1)[0] + "..."
+
+    def get_media_url(self, hit) -> str | None:
+        return _media_url(self.context.get("request"), hit.item.media)
+
+    def get_preview_url(self, hit) -> str | None:
+        return _media_url(self.context.get("request"), hit.item.preview)
+
+    def get_moment(self, hit) -> MomentSerializer | None:
+        return {"start": hit.moment[0], "end": hit.moment[1]} if hit.moment else None
+
+
+class SearchPageSerializer(serializers.Serializer):
+    results = SearchHitSerializer(many=True, source="hits")
+    page = serializers.IntegerField()
+    k = serializers.IntegerField()
+    has_more = serializers.BooleanField()
+    space = serializers.CharField()
+    mode = serializers.CharField()
+    exact = serializers.BooleanField()
+    timings = serializers.DictField(child=serializers.FloatField())
+
+
+class SpaceSerializer(serializers.ModelSerializer):
+    item_count = serializers.IntegerField(read_only=True)
+    default = serializers.SerializerMethodField()
+
+    class Meta:
+        model = EmbeddingSpace
+        fields = ["name", "identity", "dimension", "metric", "modalities", "item_count", "default", "created_at"]
+
+    def get_default(self, space) -> bool:
+        return space.name == settings.SEARCH_DEFAULT_SPACE

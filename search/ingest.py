@@ -1,0 +1,311 @@
+"""The one way items enter the database: the bulk command, the API, the admin and the demo
+loader all call `ingest` / `ingest_many`.
+
+For each input: validate (content-sniffed type, caps, full decode), deduplicate by
+sha256, encode into every configured space that can embed the modality, then write the
+media files and, in one transaction, the item rows and their vectors. If the transaction
+fails, the files it wrote are removed; files orphaned by a crash between write and commit
+are swept by `sweep_orphan_files`. An item whose encoding fails is stored with status
+`failed` and the reason, and no vectors; `manage.py embed --missing-only` retries it.
+"""
+
+import hashlib
+import logging
+import time
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from django.conf import settings
+from django.core.files.base import ContentFile
+from django.core.files.storage import default_storage
+from django.db import IntegrityError, connection, transaction
+
+from search import spaces
+from search.embedding import Vectors, encode_batch, write_vectors
+from search.media import (
+    EmptyContent,
+    MediaRejected,
+    PreparedMedia,
+    clean_text,
+    prepare_media,
+    text_sha256,
+    thumbnail_png,
+    waveform_png,
+)
+from search.models import EmbeddingSpace, EmbeddingStatus, Item, media_path, preview_path
+
+logger = logging.getLogger(__name__)
+
+# Ingesters hold this advisory lock shared while they write files; the orphan sweep takes it
+# exclusively, so it never deletes a file whose transaction has not committed yet.
+FILES_LOCK = 0x5EA2C4
+
+
+@dataclass
+class IngestInput:
+    """One thing to store: text, or the bytes of an image or audio file."""
+
+    text: str | None = None
+    data: bytes | None = None
+    title: str = ""
+    caption: str = ""
+    tags: Sequence[str] = ()
+    collection: str = ""
+    metadata: dict = field(default_factory=dict)
+    owner_id: int | None = None
+    source: str = ""  # where it came from (a path, a manifest row), for reports
+
+
+@dataclass
+class IngestOutcome:
+    source: str
+    status: str  # "added", "present" or "failed"
+    item: Item | None = None
+    error: str = ""
+    code: str = ""
+
+
+@dataclass
+class _Pending:
+    input: IngestInput
+    item: Item
+    content: object  # what the encoder takes: str, PIL image, or (waveform, sr)
+    media: PreparedMedia | None
+    vectors: dict[int, Vectors] = field(default_factory=dict)  # space id -> vectors
+    errors: list[str] = field(default_factory=list)
+
+
+def _clean_tags(tags: Iterable[str]) -> list[str]:
+    seen: dict[str, None] = {}
+    for tag in tags or ():
+        tag = str(tag).strip().lower()[:64]
+        if tag:
+            seen.setdefault(tag, None)
+    return list(seen)
+
+
+def _content_sha(source: IngestInput) -> str:
+    if source.data is None:
+        return text_sha256(clean_text(source.text or "", what="text"))
+    if not source.data:
+        raise EmptyContent("the file is empty (0 bytes)")
+    return hashlib.sha256(source.data).hexdigest()
+
+
+def _prepare(source: IngestInput) -> _Pending:
+    """Validate one input into an unsaved Item plus the encoder's input; raises MediaRejected."""
+    common = {
+        "title": (source.title or "").strip()[:300],
+        "tags": _clean_tags(source.tags),
+        "collection": (source.collection or "").strip()[:100],
+        "metadata": source.metadata or {},
+        "owner_id": source.owner_id,
+    }
+    if not isinstance(common["metadata"], dict):
+        raise MediaRejected("metadata must be a JSON object")
+    if source.data is None:
+        text = clean_text(source.text or "", what="text")
+        item = Item(modality="text", text=text, sha256=text_sha256(text), mime_type="text/plain",
+                    byte_size=len(text.encode("utf-8")), **common)
+        return _Pending(source, item, text, None)
+    media = prepare_media(source.data)
+    caption = clean_text(source.caption, what="caption") if (source.caption or "").strip() else ""
+    item = Item(
+        modality=media.modality, text=caption, sha256=media.sha256, mime_type=media.mime_type,
+        byte_size=len(media.data), width=media.width, height=media.height, duration=media.duration,
+        sample_rate=media.sample_rate, **common,
+    )
+    content = media.image if media.modality == "image" else (media.waveform, media.sample_rate)
+    return _Pending(source, item, content, media)
+
+
+class Ingester:
+    """Holds the configured spaces for a run; use one per command or request."""
+
+    def __init__(self, batch_size: int | None = None):
+        self.batch_size = batch_size or settings.SEARCH_INGEST_BATCH_SIZE
+        self.targets: list[tuple[EmbeddingSpace, object]] = []
+        for name in settings.SEARCH_SPACES:
+            space = spaces.register(name)
+            self.targets.append((space, spaces.get_encoder(name)))
+
+    def ingest(self, source: IngestInput) -> IngestOutcome:
+        """Store one input; a rejected input raises MediaRejected and stores nothing."""
+        [outcome] = self.ingest_many([source], raise_rejections=True)
+        return outcome
+
+    def ingest_many(
+        self,
+        sources: Iterable[IngestInput],
+        *,
+        raise_rejections: bool = False,
+        on_outcome: Callable[[IngestOutcome], None] | None = None,
+    ) -> list[IngestOutcome]:
+        outcomes: list[IngestOutcome] = []
+        batch: list[IngestInput] = []
+
+        def flush():
+            for outcome in self._ingest_batch(batch, raise_rejections):
+                outcomes.append(outcome)
+                if on_outcome:
+                    on_outcome(outcome)
+            batch.clear()
+
+        for source in sources:
+            batch.append(source)
+            if len(batch) >= self.batch_size:
+                flush()
+        if batch:
+            flush()
+        return outcomes
+
+    # The batch pipeline: validate -> dedupe -> encode -> store.
+    def _ingest_batch(self, sources: list[IngestInput], raise_rejections: bool) -> list[IngestOutcome]:
+        results: dict[int, IngestOutcome] = {}
+
+        def reject(index: int, exc: MediaRejected) -> None:
+            if raise_rejections:
+                raise exc
+            results[index] = IngestOutcome(sources[index].source, "failed", error=str(exc), code=exc.code)
+
+        # Hash first, decode later: a re-run over already stored files costs a hash per file, not a decode.
+        shas: dict[int, str] = {}
+        for index, source in enumerate(sources):
+            try:
+                shas[index] = _content_sha(source)
+            except MediaRejected as exc:
+                reject(index, exc)
+        existing = Item.objects.in_bulk(set(shas.values()), field_name="sha256")
+        fresh: list[tuple[int, _Pending]] = []
+        first_of: dict[str, int] = {}
+        twins: dict[int, str] = {}  # a content repeated within the batch -> its sha
+        for index, sha in shas.items():
+            if sha in existing:
+                results[index] = IngestOutcome(sources[index].source, "present", item=existing[sha])
+            elif sha in first_of:
+                twins[index] = sha
+            else:
+                try:
+                    fresh.append((index, _prepare(sources[index])))
+                    first_of[sha] = index
+                except MediaRejected as exc:
+                    reject(index, exc)
+
+        self._encode(entry for _, entry in fresh)
+        for (index, _), outcome in zip(fresh, self._store([entry for _, entry in fresh]), strict=True):
+            results[index] = outcome
+        for index, sha in twins.items():
+            twin = results.get(first_of[sha])
+            if twin is not None and twin.status == "failed":
+                results[index] = IngestOutcome(sources[index].source, "failed", error=twin.error, code=twin.code)
+            else:
+                results[index] = IngestOutcome(sources[index].source, "present", item=twin.item if twin else None)
+        return [results[index] for index in range(len(sources))]
+
+    def _encode(self, entries: Iterable[_Pending]) -> None:
+        by_modality: dict[str, list[_Pending]] = defaultdict(list)
+        for entry in entries:
+            by_modality[entry.item.modality].append(entry)
+        for space, encoder in self.targets:
+            for modality, group in by_modality.items():
+                if not encoder.can_embed(modality):
+                    continue
+                for entry, result in zip(group, encode_batch(encoder, modality, [e.content for e in group]),
+                                         strict=True):
+                    if isinstance(result, Exception):
+                        entry.errors.append(f"{space.name}: {result}")
+                    else:
+                        entry.vectors[space.pk] = result
+
+    def _store(self, entries: list[_Pending]) -> list[IngestOutcome]:
+        if not entries:
+            return []
+        for entry in entries:
+            item = entry.item
+            if entry.errors:
+                # Never half-embedded: an item that failed in any space keeps no vectors until retried.
+                entry.vectors.clear()
+                item.embedding_status, item.embedding_error = EmbeddingStatus.FAILED, "; ".join(entry.errors)[:2000]
+            elif entry.vectors:
+                item.embedding_status = EmbeddingStatus.DONE
+            else:
+                item.embedding_status = EmbeddingStatus.FAILED
+                item.embedding_error = f"no configured space can embed {item.modality}"
+        try:
+            return self._store_together(entries)
+        except IntegrityError:
+            # Someone else stored one of these contents meanwhile: settle them one by one.
+            return [self._store_alone(entry) for entry in entries]
+
+    def _store_alone(self, entry: _Pending) -> IngestOutcome:
+        try:
+            return self._store_together([entry])[0]
+        except IntegrityError:
+            item = Item.objects.get(sha256=entry.item.sha256)
+            return IngestOutcome(entry.input.source, "present", item=item)
+
+    def _store_together(self, entries: list[_Pending]) -> list[IngestOutcome]:
+        written: list[str] = []
+        try:
+            with transaction.atomic():
+                with connection.cursor() as cursor:
+                    cursor.execute("SELECT pg_advisory_xact_lock_shared(%s)", [FILES_LOCK])
+                for entry in entries:
+                    written.extend(_write_files(entry))
+                Item.objects.bulk_create([entry.item for entry in entries])
+                for space, _ in self.targets:
+                    rows = [(e.item.pk, e.vectors[space.pk]) for e in entries if space.pk in e.vectors]
+                    if rows:
+                        write_vectors(space, rows)
+        except BaseException:
+            for name in written:
+                default_storage.delete(name)
+            for entry in entries:
+                entry.item.pk = None
+            raise
+        return [IngestOutcome(e.input.source, "added", item=e.item) for e in entries]
+
+
+def _write_files(entry: _Pending) -> list[str]:
+    """Write the media and its preview under content-addressed names; returns names written."""
+    media = entry.media
+    if media is None:
+        return []
+    item = entry.item
+    written = []
+    name = media_path(item, f"upload.{media.extension}")
+    preview = thumbnail_png(media.image) if media.modality == "image" else waveform_png(media.waveform)
+    for field_name, target, payload in (("media", name, media.data), ("preview", preview_path(item, ""), preview)):
+        if not default_storage.exists(target):
+            saved = default_storage.save(target, ContentFile(payload))
+            written.append(saved)
+            target = saved
+        setattr(item, field_name, target)
+    return written
+
+
+def sweep_orphan_files(min_age_seconds: float = 0) -> list[str]:
+    """Delete media files that no item row refers to (left by a crash between write and commit).
+
+    Runs only when no ingest transaction is open anywhere (it takes the files lock
+    exclusively and gives up at once if it cannot), so it never races a live writer.
+    """
+    root = Path(settings.MEDIA_ROOT)
+    removed: list[str] = []
+    with transaction.atomic():
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_try_advisory_xact_lock(%s)", [FILES_LOCK])
+            if not cursor.fetchone()[0]:
+                return removed
+        known = set(Item.objects.exclude(media="").values_list("media", flat=True))
+        known |= set(Item.objects.exclude(preview="").values_list("preview", flat=True))
+        now = time.time()
+        for folder in ("items", "previews"):
+            for path in (root / folder).glob("*/*"):
+                name = path.relative_to(root).as_posix()
+                if name not in known and now - path.stat().st_mtime >= min_age_seconds:
+                    path.unlink(missing_ok=True)
+                    removed.append(name)
+    return removed

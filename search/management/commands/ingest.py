@@ -1,0 +1,76 @@
+import os
+import sys
+import time
+from collections import Counter
+
+from django.core.management.base import BaseCommand, CommandError
+from tqdm import tqdm
+
+from search.ingest import Ingester, IngestOutcome, sweep_orphan_files
+from search.sources import SourceError, count_inputs, iter_inputs
+
+
+class Command(BaseCommand):
+    help = (
+        "Store files, folders (recursively) and manifests (CSV or JSONL with path or text, title, caption, tags, "
+        "collection, metadata) as searchable items. Safe to re-run: stored content is skipped."
+    )
+
+    def add_arguments(self, parser):
+        parser.add_argument("paths", nargs="+")
+        parser.add_argument("--batch-size", type=int, default=None, help="items encoded together (default 32)")
+        parser.add_argument("--collection", default="", help="collection for items that do not name one")
+        parser.add_argument("--tag", action="append", default=[], help="a tag for every item (repeatable)")
+
+    def handle(self, *args, paths, batch_size, collection, tag, verbosity, **options):
+        if batch_size is not None and batch_size < 1:
+            raise CommandError("--batch-size must be >= 1")
+        missing = [p for p in paths if not os.path.exists(p)]
+        if missing:
+            raise CommandError(f"no such file or folder: {', '.join(missing)}")
+        # Files left by an interrupted run (written, never committed) go first.
+        swept = sweep_orphan_files()
+        if swept and verbosity >= 2:
+            self.stderr.write(f"removed {len(swept)} orphaned file(s) from an interrupted run")
+
+        ingester = Ingester(batch_size=batch_size)
+        counts: Counter[str] = Counter()
+        failures: list[tuple[str, str]] = []
+        bar = tqdm(total=count_inputs(paths), unit="item", file=sys.stderr, disable=verbosity == 0,
+                   dynamic_ncols=True, desc="ingest")
+
+        def record(outcome: IngestOutcome | SourceError) -> None:
+            if isinstance(outcome, SourceError) or outcome.status == "failed":
+                counts["failed"] += 1
+                failures.append((outcome.source, outcome.error))
+            else:
+                counts[outcome.status] += 1
+                if outcome.status == "added" and outcome.item.embedding_status == "failed":
+                    counts["embed_failed"] += 1
+            bar.update(1)
+
+        def readable():
+            for entry in iter_inputs(paths, collection=collection, tags=tag):
+                if isinstance(entry, SourceError):
+                    record(entry)
+                else:
+                    yield entry
+
+        started = time.monotonic()
+        ingester.ingest_many(readable(), on_outcome=record)
+        bar.close()
+        for source, error in failures:
+            self.stderr.write(f"failed: {source}: {error}")
+        elapsed = time.monotonic() - started
+        embed_failed = counts["embed_failed"]
+        summary = (
+            f"{counts['added']} added, {counts['present']} already present, {counts['failed']} failed "
+            f"in {elapsed:.1f} s"
+        )
+        if verbosity >= 1:
+            self.stdout.write(summary)
+            if embed_failed:
+                self.stdout.write(f"{embed_failed} stored item(s) could not be embedded; retry with "
+                                  "`manage.py embed --missing-only`")
+        if counts["failed"] or embed_failed:
+            raise CommandError(f"some inputs were not stored: {summary}", returncode=1)

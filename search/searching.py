@@ -1,0 +1,277 @@
+"""The search service: every search in the product (web UI, admin, REST API) runs here.
+
+Modes: `vector` ranks by cosine distance in one space (HNSW with pgvector iterative index
+scans, so filtered queries still return k results; an exact scan when the filter leaves
+few rows or when asked); `lexical` ranks by PostgreSQL full text over title and text;
+`hybrid` fuses both rankings by reciprocal rank fusion. Hidden items never appear.
+"""
+
+import json
+import time
+from dataclasses import dataclass, field
+from datetime import datetime
+
+import numpy as np
+from django.conf import settings
+from django.db import connection, transaction
+
+from search import knn, spaces
+from search.models import EmbeddingSpace, Item, Modality
+from search.queries import QueryError, QueryPart, query_vector
+
+MODES = ("vector", "hybrid", "lexical")
+RRF_K = 60  # the constant from Cormack et al.; dampens the head of each ranking
+FUSION_DEPTH = 100  # candidates taken from each ranking before fusing
+
+
+@dataclass
+class Filters:
+    modalities: list[str] = field(default_factory=list)
+    tags: list[str] = field(default_factory=list)  # an item must carry every one
+    collection: str = ""
+    metadata: dict = field(default_factory=dict)  # an item's metadata must contain this object
+    created_after: datetime | None = None
+    created_before: datetime | None = None
+
+    def validate(self) -> None:
+        unknown = set(self.modalities) - set(Modality.values)
+        if unknown:
+            raise QueryError(f"unknown modality {sorted(unknown)[0]!r}; use {', '.join(Modality.values)}")
+        if not isinstance(self.metadata, dict):
+            raise QueryError("the metadata filter must be a JSON object")
+
+    def sql(self) -> tuple[str, list]:
+        """A WHERE fragment over search_item aliased `i`, with its parameters."""
+        clauses, params = ["NOT i.hidden"], []
+        if self.modalities:
+            clauses.append("i.modality = ANY(%s)")
+            params.append(list(self.modalities))
+        if self.tags:
+            clauses.append("i.tags @> %s::varchar[]")
+            params.append([t.strip().lower() for t in self.tags])
+        if self.collection:
+            clauses.append("i.collection = %s")
+            params.append(self.collection)
+        if self.metadata:
+            clauses.append("i.metadata @> %s::jsonb")
+            params.append(json.dumps(self.metadata))
+        if self.created_after:
+            clauses.append("i.created_at >= %s")
+            params.append(self.created_after)
+        if self.created_before:
+            clauses.append("i.created_at < %s")
+            params.append(self.created_before)
+        return " AND ".join(clauses), params
+
+    @property
+    def narrowing(self) -> bool:
+        return bool(self.modalities or self.tags or self.collection or self.metadata or self.created_after
+                    or self.created_before)
+
+
+@dataclass
+class SearchRequest:
+    parts: list[QueryPart]
+    filters: Filters = field(default_factory=Filters)
+    space: str | None = None
+    k: int = 10
+    page: int = 1
+    mode: str = "vector"
+    exact: bool = False
+    exclude_ids: list[int] = field(default_factory=list)
+    ef_search: int | None = None
+
+
+@dataclass
+class Hit:
+    item: Item
+    score: float
+    rank: int
+    distance: float | None = None
+    vector_rank: int | None = None
+    lexical_rank: int | None = None
+    moment: tuple[float, float] | None = None
+
+
+@dataclass
+class SearchPage:
+    hits: list[Hit]
+    page: int
+    k: int
+    has_more: bool
+    space: str
+    mode: str
+    exact: bool
+    timings: dict[str, float]
+
+
+def _vector_literal(vector: np.ndarray) -> str:
+    return "[" + ",".join(f"{x:.8g}" for x in vector.tolist()) + "]"
+
+
+def resolve_space(name: str | None) -> EmbeddingSpace:
+    name = name or settings.SEARCH_DEFAULT_SPACE
+    if name not in settings.SEARCH_SPACES:
+        raise QueryError(f"unknown space {name!r}; available: {', '.join(settings.SEARCH_SPACES)}")
+    try:
+        return spaces.register(name)
+    except spaces.SpaceIdentityMismatch as exc:
+        raise QueryError(f"the space {name!r} is being rebuilt for a new model and cannot be searched yet") from exc
+
+
+def _check_paging(request: SearchRequest) -> None:
+    if request.mode not in MODES:
+        raise QueryError(f"unknown mode {request.mode!r}; use {', '.join(MODES)}")
+    if not 1 <= request.k <= settings.SEARCH_MAX_K:
+        raise QueryError(f"k must be between 1 and {settings.SEARCH_MAX_K}")
+    if not 1 <= request.page <= settings.SEARCH_MAX_PAGE:
+        raise QueryError(f"page must be between 1 and {settings.SEARCH_MAX_PAGE}")
+    if request.ef_search is not None and not 1 <= request.ef_search <= 1000:
+        raise QueryError("ef_search must be between 1 and 1000")
+    request.filters.validate()
+
+
+def vector_ranking(space: EmbeddingSpace, vector: np.ndarray, filters: Filters, limit: int, *,
+                   exact: bool = False, exclude_ids=(), ef_search: int | None = None) -> tuple[list, bool]:
+    """The `limit` nearest items as (item id, distance), best first; and whether the scan was exact."""
+    where, params = filters.sql()
+    if exclude_ids:
+        where += " AND NOT (i.id = ANY(%s))"
+        params.append(list(exclude_ids))
+    dim = int(space.dimension)
+    distance = f"(e.vector::vector({dim}) <=> %s::vector({dim}))"
+    if not exact and filters.narrowing and settings.SEARCH_EXACT_BELOW:
+        # A filter that leaves few rows is answered faster, and completely, by an exact scan.
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"SELECT count(*) FROM (SELECT 1 FROM search_item i WHERE {where} LIMIT %s) s",
+                [*params, settings.SEARCH_EXACT_BELOW + 1],
+            )
+            exact = cursor.fetchone()[0] <= settings.SEARCH_EXACT_BELOW
+    # "+ 0" hides the ORDER BY from the index, which forces the exact scan when asked for.
+    order = f"{distance} + 0" if exact else distance
+    sql = (
+        f"WITH nearest AS MATERIALIZED ("
+        f" SELECT e.item_id, {distance} AS distance FROM search_embedding e"
+        f" JOIN search_item i ON i.id = e.item_id"
+        f" WHERE e.space_id = %s AND e.segment_start IS NULL AND {where}"
+        f" ORDER BY {order} LIMIT %s)"
+        f" SELECT item_id, distance FROM nearest ORDER BY distance, item_id"
+    )
+    literal = _vector_literal(vector)
+    args = [literal, int(space.pk), *params, literal, limit]
+    with transaction.atomic():
+        knn.set_local_search_params(
+            ef_search=max(ef_search or settings.SEARCH_HNSW_EF_SEARCH, min(limit, 1000)),
+            iterative="relaxed_order",
+            max_scan_tuples=max(20000, limit * 200),
+        )
+        with connection.cursor() as cursor:
+            cursor.execute(sql, args)
+            rows = cursor.fetchall()
+    return [(item_id, float(d)) for item_id, d in rows], exact
+
+
+def lexical_ranking(text: str, filters: Filters, limit: int, exclude_ids=()) -> list[tuple[int, float]]:
+    where, params = filters.sql()
+    if exclude_ids:
+        where += " AND NOT (i.id = ANY(%s))"
+        params.append(list(exclude_ids))
+    sql = (
+        "SELECT i.id, ts_rank_cd(i.search_document, q) AS rank"
+        " FROM search_item i, websearch_to_tsquery('english', %s) q"
+        f" WHERE i.search_document @@ q AND {where}"
+        " ORDER BY rank DESC, i.id LIMIT %s"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [text, *params, limit])
+        return [(item_id, float(rank)) for item_id, rank in cursor.fetchall()]
+
+
+def audio_moments(space: EmbeddingSpace, vector: np.ndarray, item_ids: list[int]) -> dict[int, tuple[float, float]]:
+    """For each audio item, the window closest to the query."""
+    if not item_ids:
+        return {}
+    dim = int(space.dimension)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT DISTINCT ON (item_id) item_id, segment_start, segment_end FROM search_embedding"
+            f" WHERE space_id = %s AND item_id = ANY(%s) AND segment_start IS NOT NULL"
+            f" ORDER BY item_id, vector::vector({dim}) <=> %s::vector({dim}), segment_start",
+            [int(space.pk), item_ids, _vector_literal(vector)],
+        )
+        return {item_id: (float(start), float(end)) for item_id, start, end in cursor.fetchall()}
+
+
+def search(request: SearchRequest) -> SearchPage:
+    _check_paging(request)
+    space = resolve_space(request.space)
+    timings: dict[str, float] = {}
+    offset = (request.page - 1) * request.k
+    # One extra result tells whether a next page exists.
+    window = offset + request.k + 1
+    text = " ".join(p.text for p in request.parts if p.text is not None and p.weight > 0)
+    if request.mode != "vector" and not text:
+        raise QueryError(f"{request.mode} search needs a text part to match words against")
+
+    started = time.perf_counter()
+    vector = query_vector(space, request.parts) if request.mode != "lexical" else None
+    timings["encode_ms"] = (time.perf_counter() - started) * 1000
+
+    started = time.perf_counter()
+    exact = request.exact
+    vector_ranks: dict[int, tuple[int, float]] = {}
+    lexical_ranks: dict[int, tuple[int, float]] = {}
+    if vector is not None:
+        depth = window if request.mode == "vector" else max(FUSION_DEPTH, window)
+        ranking, exact = vector_ranking(space, vector, request.filters, depth, exact=request.exact,
+                                        exclude_ids=request.exclude_ids, ef_search=request.ef_search)
+        vector_ranks = {item_id: (rank, d) for rank, (item_id, d) in enumerate(ranking, start=1)}
+    if request.mode != "vector":
+        ranking = lexical_ranking(text, request.filters, max(FUSION_DEPTH, window), request.exclude_ids)
+        lexical_ranks = {item_id: (rank, score) for rank, (item_id, score) in enumerate(ranking, start=1)}
+
+    if request.mode == "vector":
+        ordered = [(item_id, 1.0 - d) for item_id, (_, d) in vector_ranks.items()]
+    elif request.mode == "lexical":
+        ordered = [(item_id, score) for item_id, (_, score) in lexical_ranks.items()]
+    else:
+        fused: dict[int, float] = {}
+        for ranks in (vector_ranks, lexical_ranks):
+            for item_id, (rank, _) in ranks.items():
+                fused[item_id] = fused.get(item_id, 0.0) + 1.0 / (RRF_K + rank)
+        ordered = sorted(fused.items(), key=lambda pair: (-pair[1], pair[0]))
+    page_ids = ordered[offset:offset + request.k]
+    items = Item.objects.in_bulk([item_id for item_id, _ in page_ids])
+    moments = {}
+    if vector is not None:
+        audio_ids = [i for i, _ in page_ids if items[i].modality == Modality.AUDIO]
+        moments = audio_moments(space, vector, audio_ids)
+    timings["sql_ms"] = (time.perf_counter() - started) * 1000
+
+    hits = []
+    for position, (item_id, score) in enumerate(page_ids, start=offset + 1):
+        item = items[item_id]
+        vr, lr = vector_ranks.get(item_id), lexical_ranks.get(item_id)
+        moment = moments.get(item_id)
+        if moment is None and item.modality == Modality.AUDIO and item.duration:
+            moment = (0.0, float(item.duration))
+        hits.append(Hit(item=item, score=round(float(score), 6), rank=position,
+                        distance=round(vr[1], 6) if vr else None, vector_rank=vr[0] if vr else None,
+                        lexical_rank=lr[0] if lr else None, moment=moment))
+    return SearchPage(hits=hits, page=request.page, k=request.k, has_more=len(ordered) > offset + request.k,
+                      space=space.name, mode=request.mode, exact=exact, timings=timings)
+
+
+def more_like_this(item_id: int, *, k: int = 10, page: int = 1, filters: Filters | None = None,
+                   space: str | None = None) -> SearchPage:
+    return search(SearchRequest(parts=[QueryPart(item_id=item_id)], filters=filters or Filters(), k=k, page=page,
+                                space=space, exclude_ids=[item_id]))
+
+
+def near_duplicates(item_id: int, *, threshold: float = 0.02, limit: int = 20,
+                    space: str | None = None) -> list[Hit]:
+    """Items within `threshold` cosine distance of this one, nearest first."""
+    page = search(SearchRequest(parts=[QueryPart(item_id=item_id)], space=space, k=min(limit, settings.SEARCH_MAX_K),
+                                exclude_ids=[item_id], exact=True))
+    return [hit for hit in page.hits if hit.distance is not None and hit.distance <= threshold]
