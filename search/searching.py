@@ -80,6 +80,8 @@ class SearchRequest:
     exact: bool = False
     exclude_ids: list[int] = field(default_factory=list)
     ef_search: int | None = None
+    # Pinned items rise to the top only if at least this similar to the query (None: the setting).
+    pin_min_similarity: float | None = None
 
 
 @dataclass
@@ -241,6 +243,7 @@ def search(request: SearchRequest) -> SearchPage:
             for item_id, (rank, _) in ranks.items():
                 fused[item_id] = fused.get(item_id, 0.0) + 1.0 / (RRF_K + rank)
         ordered = sorted(fused.items(), key=lambda pair: (-pair[1], pair[0]))
+    ordered = _pinned_first(ordered, vector_ranks, lexical_ranks, request)
     page_ids = ordered[offset:offset + request.k]
     items = Item.objects.in_bulk([item_id for item_id, _ in page_ids])
     moments = {}
@@ -261,6 +264,29 @@ def search(request: SearchRequest) -> SearchPage:
                         lexical_rank=lr[0] if lr else None, moment=moment))
     return SearchPage(hits=hits, page=request.page, k=request.k, has_more=len(ordered) > offset + request.k,
                       space=space.name, mode=request.mode, exact=exact, timings=timings)
+
+
+def _pinned_first(ordered, vector_ranks, lexical_ranks, request: SearchRequest):
+    """Move pinned items that are relevant enough to the front, keeping both groups' order.
+
+    Done over the whole candidate list before paging, so pages stay consistent.
+    """
+    candidate_ids = [item_id for item_id, _ in ordered]
+    pinned = set(Item.objects.filter(pk__in=candidate_ids, pinned=True).values_list("pk", flat=True))
+    if not pinned:
+        return ordered
+    threshold = request.pin_min_similarity
+    if threshold is None:
+        threshold = settings.SEARCH_PIN_MIN_SIMILARITY
+
+    def relevant(item_id: int) -> bool:
+        if item_id in vector_ranks:
+            return 1.0 - vector_ranks[item_id][1] >= threshold
+        return item_id in lexical_ranks  # a full-text match is relevant by definition
+
+    promoted = [pair for pair in ordered if pair[0] in pinned and relevant(pair[0])]
+    chosen = {item_id for item_id, _ in promoted}
+    return promoted + [pair for pair in ordered if pair[0] not in chosen]
 
 
 def more_like_this(item_id: int, *, k: int = 10, page: int = 1, filters: Filters | None = None,

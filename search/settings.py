@@ -11,7 +11,7 @@ from pathlib import Path
 
 from django.core.exceptions import ImproperlyConfigured
 
-from search.env import env_bool, env_int, env_list, env_str, parse_database_url
+from search.env import env_bool, env_float, env_int, env_list, env_str, parse_database_url
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(env_str("SEARCH_VAR_DIR", str(BASE_DIR / "var"))).resolve()
@@ -235,4 +235,6 @@ SEARCH_MAX_QUERY_PARTS = env_int("SEARCH_MAX_QUERY_PARTS", 8, minimum=1)
 SEARCH_MAX_QUERY_CHARS = env_int("SEARCH_MAX_QUERY_CHARS", 1000, minimum=1)
 # Below this many matching rows a filtered query is answered exactly (cheaper, and never short).
 SEARCH_EXACT_BELOW = env_int("SEARCH_EXACT_BELOW", 5000, minimum=0)
+# Curators' pinned items lead the results of queries they are at least this similar to (cosine).
+SEARCH_PIN_MIN_SIMILARITY = env_float("SEARCH_PIN_MIN_SIMILARITY", 0.2)
 SEARCH_TEXT_CACHE_SIZE = env_int("SEARCH_TEXT_CACHE_SIZE", 1024, minimum=0)

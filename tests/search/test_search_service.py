@@ -143,6 +143,17 @@ def test_hybrid_finds_an_exact_keyword_the_vector_ranking_misses():
     assert titles(lexical) == ["Invoice ZX-4471"]
 
 
+def test_pinned_items_lead_only_when_relevant_enough():
+    put("best", unit((0, 1)))
+    put("pinned, relevant", unit((0, 1), (1, 0.8)), pinned=True)
+    put("pinned, off-topic", unit((0, -1), (2, 0.1)), pinned=True)
+    put("ordinary", unit((0, 1), (1, 1.2)))
+    page = vsearch(unit((0, 1)), pin_min_similarity=0.3)
+    assert titles(page) == ["pinned, relevant", "best", "ordinary", "pinned, off-topic"]
+    second = vsearch(unit((0, 1)), pin_min_similarity=0.3, k=2, page=2)
+    assert titles(second) == ["ordinary", "pinned, off-topic"]
+
+
 def test_more_like_this_excludes_the_item_itself():
     source = put("source", unit((0, 1)))
     put("twin", unit((0, 1), (1, 0.05)))
