@@ -10,11 +10,16 @@ would keep the server up forever, so dead pids are pruned before each start.
 import json
 import logging
 import threading
+import warnings
 from pathlib import Path
 
 import psutil
 
 logger = logging.getLogger(__name__)
+
+# pgserver looks up a per-user runtime folder and, where XDG_RUNTIME_DIR is unset (servers, CI),
+# warns before falling back to /tmp, which is what we want anyway.
+warnings.filterwarnings("ignore", message="XDG_RUNTIME_DIR is not set")
 
 _lock = threading.Lock()
 _servers: dict[Path, object] = {}

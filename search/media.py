@@ -9,6 +9,7 @@ message a user can act on.
 
 import hashlib
 import io
+import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -27,6 +28,9 @@ EXTENSIONS = {
     "audio/wav": "wav", "audio/flac": "flac", "audio/ogg": "ogg", "audio/mpeg": "mp3",
 }
 THUMBNAIL_SIZE = 320
+
+# Pillow only warns between 1x and 2x its pixel limit; for uploads from strangers that must be an error.
+warnings.simplefilter("error", Image.DecompressionBombWarning)
 WAVEFORM_SIZE = (640, 96)
 
 
@@ -115,6 +119,10 @@ def _prepare_image(data: bytes, mime: str, digest: str) -> PreparedMedia:
         with Image.open(io.BytesIO(data), formats=list(IMAGE_FORMATS)) as probe:
             width, height = probe.size
             actual = IMAGE_FORMATS.get(probe.format or "")
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+        raise MediaTooLarge(
+            f"the image has far too many pixels; the limit is {settings.SEARCH_MAX_IMAGE_PIXELS:,} pixels"
+        ) from None
     except Exception as exc:
         raise CorruptMedia(f"the image cannot be read ({type(exc).__name__})") from None
     if actual != mime:

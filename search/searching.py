@@ -246,6 +246,8 @@ def search(request: SearchRequest) -> SearchPage:
     ordered = _pinned_first(ordered, vector_ranks, lexical_ranks, request)
     page_ids = ordered[offset:offset + request.k]
     items = Item.objects.in_bulk([item_id for item_id, _ in page_ids])
+    # An item deleted between ranking and fetching simply drops out of this page.
+    page_ids = [(item_id, score) for item_id, score in page_ids if item_id in items]
     moments = {}
     if vector is not None:
         audio_ids = [i for i, _ in page_ids if items[i].modality == Modality.AUDIO]

@@ -67,6 +67,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "search.middleware.RequestGuardMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -74,6 +75,7 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "search.middleware.ErrorMappingMiddleware",
 ]
 
 ROOT_URLCONF = "search.urls"
@@ -177,7 +179,7 @@ SEARCH_THROTTLE_RATES = {
 # Reads are public unless SEARCH_API_PUBLIC_READS=0; writes always need a token or a staff session.
 SEARCH_API_PUBLIC_READS = env_bool("SEARCH_API_PUBLIC_READS", True)
 REST_FRAMEWORK = {
-    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_SCHEMA_CLASS": "search.api.schema.AutoSchema",
     "DEFAULT_AUTHENTICATION_CLASSES": [
         "rest_framework.authentication.TokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
@@ -196,6 +198,8 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
+    # One name for the modality choices wherever they appear (items, spaces, search filters).
+    "ENUM_NAME_OVERRIDES": {"ModalityEnum": "search.models.Modality"},
 }
 
 SECURE_CONTENT_TYPE_NOSNIFF = True
@@ -227,6 +231,11 @@ SEARCH_INGEST_BATCH_SIZE = env_int("SEARCH_INGEST_BATCH_SIZE", 32, minimum=1)
 # threshold stays small so large uploads stream to a temporary file instead of RAM.
 DATA_UPLOAD_MAX_MEMORY_SIZE = 2 * 1024 * 1024
 FILE_UPLOAD_MAX_MEMORY_SIZE = 2 * 1024 * 1024
+FILE_UPLOAD_HANDLERS = [
+    "search.uploads.LimitedUploadHandler",
+    "django.core.files.uploadhandler.MemoryFileUploadHandler",
+    "django.core.files.uploadhandler.TemporaryFileUploadHandler",
+]
 
 # Search limits: results per page, pages, parts of a weighted query, query text length.
 SEARCH_MAX_K = env_int("SEARCH_MAX_K", 100, minimum=1)

@@ -2,6 +2,7 @@ import json
 
 from django.conf import settings
 from django.urls import reverse
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from search.models import EmbeddingSpace, Item, Modality
@@ -42,8 +43,11 @@ class JSONObjectField(serializers.JSONField):
                 raise serializers.ValidationError("must be a JSON object") from None
         if not isinstance(data, dict):
             raise serializers.ValidationError("must be a JSON object")
-        if len(json.dumps(data)) > 20_000:
+        encoded = json.dumps(data)
+        if len(encoded) > 20_000:
             raise serializers.ValidationError("is larger than 20,000 characters of JSON")
+        if "\\u0000" in encoded:
+            raise serializers.ValidationError("cannot contain NUL characters")
         return data
 
 
@@ -59,7 +63,7 @@ class ItemSerializer(serializers.ModelSerializer):
     metadata = JSONObjectField(required=False)
     media_url = serializers.SerializerMethodField()
     preview_url = serializers.SerializerMethodField()
-    owner = serializers.CharField(source="owner.username", read_only=True, default=None)
+    owner = serializers.CharField(source="owner.username", read_only=True, allow_null=True, default=None)
 
     class Meta:
         model = Item
@@ -127,11 +131,9 @@ class QueryPartSerializer(serializers.Serializer):
 
 
 class SearchParamsSerializer(serializers.Serializer):
-    """Everything a search takes besides its query parts: filters, paging, mode."""
+    """A search by query string: the text, filters, paging and mode."""
 
-    q = serializers.CharField(required=False, allow_blank=True, max_length=10_000)
-    weight = serializers.FloatField(required=False, default=1.0, min_value=-100, max_value=100,
-                                    help_text="weight of the uploaded file when combined with q")
+    q = serializers.CharField(required=False, allow_blank=True, max_length=settings.SEARCH_MAX_QUERY_CHARS)
     modality = serializers.ListField(child=serializers.ChoiceField(choices=Modality.values), required=False,
                                      default=list, max_length=3)
     tag = serializers.ListField(child=serializers.CharField(max_length=64), required=False, default=list,
@@ -145,7 +147,6 @@ class SearchParamsSerializer(serializers.Serializer):
     mode = serializers.ChoiceField(choices=MODES, required=False, default="vector")
     space = serializers.CharField(required=False, allow_blank=True, max_length=64, default="")
     exact = serializers.BooleanField(required=False, default=False)
-    parts = QueryPartSerializer(many=True, required=False, default=list)
 
     def validate_k(self, value):
         if value > settings.SEARCH_MAX_K:
@@ -157,14 +158,19 @@ class SearchParamsSerializer(serializers.Serializer):
             raise serializers.ValidationError(f"page is at most {settings.SEARCH_MAX_PAGE}")
         return value
 
+
+
+class SearchBodySerializer(SearchParamsSerializer):
+    """A search by POST: also weighted query parts, or an uploaded file (multipart) with its weight."""
+
+    parts = QueryPartSerializer(many=True, required=False, default=list)
+    weight = serializers.FloatField(required=False, default=1.0, min_value=-100, max_value=100,
+                                    help_text="weight of the uploaded file when combined with q or parts")
+    file = serializers.FileField(required=False, help_text="an image or audio file as (part of) the query")
+
     def validate_parts(self, value):
         if len(value) > settings.SEARCH_MAX_QUERY_PARTS:
             raise serializers.ValidationError(f"a query has at most {settings.SEARCH_MAX_QUERY_PARTS} parts")
-        return value
-
-    def validate_q(self, value):
-        if len(value) > settings.SEARCH_MAX_QUERY_CHARS:
-            raise serializers.ValidationError(f"the query is limited to {settings.SEARCH_MAX_QUERY_CHARS} characters")
         return value
 
 
@@ -199,7 +205,8 @@ class SearchHitSerializer(serializers.Serializer):
     def get_preview_url(self, hit) -> str | None:
         return _media_url(self.context.get("request"), hit.item.preview)
 
-    def get_moment(self, hit) -> MomentSerializer | None:
+    @extend_schema_field(MomentSerializer(allow_null=True))
+    def get_moment(self, hit):
         return {"start": hit.moment[0], "end": hit.moment[1]} if hit.moment else None
 
 

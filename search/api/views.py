@@ -11,6 +11,7 @@ from search import spaces
 from search.api.serializers import (
     ItemCreateSerializer,
     ItemSerializer,
+    SearchBodySerializer,
     SearchPageSerializer,
     SearchParamsSerializer,
     SpaceSerializer,
@@ -31,12 +32,12 @@ def _filters(params: dict) -> Filters:
 def _run_search(request, params: dict, upload=None):
     parts = [
         QueryPart(text=p.get("text"), item_id=p.get("item"), vector=p.get("vector"), weight=p["weight"])
-        for p in params["parts"]
+        for p in params.get("parts", [])
     ]
     if params.get("q"):
         parts.insert(0, QueryPart(text=params["q"]))
     if upload is not None:
-        parts.append(QueryPart(data=upload.read(), weight=params["weight"]))
+        parts.append(QueryPart(data=upload.read(), weight=params.get("weight", 1.0)))
     page = search(SearchRequest(
         parts=parts, filters=_filters(params), space=params["space"] or None, k=params["k"], page=params["page"],
         mode=params["mode"], exact=params["exact"],
@@ -70,17 +71,17 @@ class SearchView(APIView):
             return Response({"q": ["give a query text, e.g. ?q=red+circle"]}, status=status.HTTP_400_BAD_REQUEST)
         return _run_search(request, serializer.validated_data)
 
-    @extend_schema(request=SearchParamsSerializer, responses=SearchPageSerializer,
+    @extend_schema(request=SearchBodySerializer, responses=SearchPageSerializer,
                    summary="Search with a weighted query (JSON) or a file (multipart)")
     def post(self, request):
         data = request.data
         if hasattr(data, "getlist"):
-            data = {key: data.get(key) for key in data if key not in ("modality", "tag", "file")} | {
+            data = {key: data.get(key) for key in data if key not in ("modality", "tag")} | {
                 "modality": data.getlist("modality"), "tag": data.getlist("tag")}
-        serializer = SearchParamsSerializer(data=data)
+        serializer = SearchBodySerializer(data=data)
         serializer.is_valid(raise_exception=True)
-        upload = request.FILES.get("file")
         params = serializer.validated_data
+        upload = params.get("file")
         if upload is not None and upload.size > settings.SEARCH_MAX_UPLOAD_BYTES:
             return Response({"file": [f"the file is larger than {settings.SEARCH_MAX_UPLOAD_BYTES:,} bytes"]},
                             status=status.HTTP_413_REQUEST_ENTITY_TOO_LARGE)
@@ -113,8 +114,13 @@ class ItemViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.Updat
         return items
 
     def get_throttles(self):
-        self.throttle_scope = "write" if self.request.method not in ("GET", "HEAD", "OPTIONS") else ""
-        return super().get_throttles() if self.throttle_scope else []
+        if self.action == "similar":
+            self.throttle_scope = "search"
+        elif self.request.method in ("GET", "HEAD", "OPTIONS"):
+            return []
+        else:
+            self.throttle_scope = "write"
+        return super().get_throttles()
 
     @extend_schema(request=ItemCreateSerializer, responses={201: ItemSerializer, 200: ItemSerializer})
     def create(self, request):
@@ -146,7 +152,7 @@ class ItemViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.Updat
         responses=SearchPageSerializer,
         summary="Items most like this one",
     )
-    @action(detail=True, methods=["get"], throttle_classes=None)
+    @action(detail=True, methods=["get"])
     def similar(self, request, pk=None):
         item = self.get_object()
         serializer = SearchParamsSerializer(data=_query_params(request))

@@ -1,0 +1,21 @@
+"""404 and 500 answers: JSON under /api/ (clients parse it), a page elsewhere."""
+
+from django.http import HttpResponse, JsonResponse
+from django.shortcuts import render
+
+
+def _api_or_page(request, status: int, message: str, template: str):
+    if request.path.startswith("/api/"):
+        return JsonResponse({"detail": message}, status=status)
+    try:
+        return render(request, template, {"message": message}, status=status)
+    except Exception:  # the error page itself must never fail
+        return HttpResponse(message, status=status, content_type="text/plain; charset=utf-8")
+
+
+def not_found(request, exception=None):
+    return _api_or_page(request, 404, "not found", "404.html")
+
+
+def server_error(request):
+    return _api_or_page(request, 500, "internal error; it has been logged", "500.html")
