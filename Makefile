@@ -21,6 +21,7 @@ install: $(STAMP)
 
 run: install
 	$(PY) manage.py migrate --noinput
+	$(PY) manage.py loaddemo
 	$(PY) manage.py runserver $(HOST)
 
 test: install

@@ -82,14 +82,17 @@ class SearchRequest:
     ef_search: int | None = None
     # Pinned items rise to the top only if at least this similar to the query (None: the setting).
     pin_min_similarity: float | None = None
+    # Rank several target modalities on a common scale (see cross_modal_ranking); off = raw cosine.
+    balance_modalities: bool = True
 
 
 @dataclass
 class Hit:
     item: Item
-    score: float
+    score: float  # what the list is sorted by: calibrated similarity, RRF or text rank, by mode
     rank: int
     distance: float | None = None
+    similarity: float | None = None  # raw cosine similarity, 1 - distance
     vector_rank: int | None = None
     lexical_rank: int | None = None
     moment: tuple[float, float] | None = None
@@ -205,6 +208,61 @@ def audio_moments(space: EmbeddingSpace, vector: np.ndarray, item_ids: list[int]
         return {item_id: (float(start), float(end)) for item_id, start, end in cursor.fetchall()}
 
 
+_centroids: dict[tuple, tuple[float, np.ndarray | None]] = {}
+
+
+def modality_centroid(space: EmbeddingSpace, modality: str) -> np.ndarray | None:
+    """Mean vector of a modality's items in a space (cached for SEARCH_CENTROID_TTL seconds).
+
+    For unit vectors x, q . mean(x) is the query's average similarity to that modality, the
+    "modality gap" baseline that lets scores from different modalities be compared.
+    """
+    key = (space.pk, space.identity, modality)
+    cached = _centroids.get(key)
+    if cached is not None and time.monotonic() - cached[0] < settings.SEARCH_CENTROID_TTL:
+        return cached[1]
+    dim = int(space.dimension)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT avg(e.vector::vector({dim}))::text FROM search_embedding e JOIN search_item i ON i.id = e.item_id"
+            f" WHERE e.space_id = %s AND e.segment_start IS NULL AND i.modality = %s AND NOT i.hidden",
+            [int(space.pk), modality],
+        )
+        row = cursor.fetchone()[0]
+    centroid = np.array(row.strip("[]").split(","), dtype=np.float64) if row else None
+    _centroids[key] = (time.monotonic(), centroid)
+    return centroid
+
+
+def clear_centroids() -> None:
+    _centroids.clear()
+
+
+def cross_modal_ranking(space: EmbeddingSpace, vector: np.ndarray, filters: Filters, limit: int, **options
+                        ) -> tuple[list[tuple[int, float, float]], bool]:
+    """Nearest items over several modalities as (item id, distance, score), best score first.
+
+    Raw cosine similarity favours the query's own modality (CLIP's modality gap: text is
+    closer to text than to any image). Each modality is ranked on its own, then scored by
+    its similarity above that modality's baseline (q . centroid), so one list interleaves
+    the best text, images and sounds by how much they stand out.
+    """
+    targets = filters.modalities or sorted(space.modalities)
+    results: list[tuple[int, float, float]] = []
+    exact_all = True
+    for modality in targets:
+        centroid = modality_centroid(space, modality)
+        if centroid is None:
+            continue
+        baseline = float(vector.astype(np.float64) @ centroid)
+        narrowed = Filters(**{**filters.__dict__, "modalities": [modality]})
+        ranking, exact = vector_ranking(space, vector, narrowed, limit, **options)
+        exact_all = exact_all and exact
+        results.extend((item_id, distance, (1.0 - distance) - baseline) for item_id, distance in ranking)
+    results.sort(key=lambda row: (-row[2], row[0]))
+    return results[:limit], exact_all
+
+
 def search(request: SearchRequest) -> SearchPage:
     _check_paging(request)
     space = resolve_space(request.space)
@@ -223,18 +281,25 @@ def search(request: SearchRequest) -> SearchPage:
     started = time.perf_counter()
     exact = request.exact
     vector_ranks: dict[int, tuple[int, float]] = {}
+    vector_scores: dict[int, float] = {}
     lexical_ranks: dict[int, tuple[int, float]] = {}
     if vector is not None:
         depth = window if request.mode == "vector" else max(FUSION_DEPTH, window)
-        ranking, exact = vector_ranking(space, vector, request.filters, depth, exact=request.exact,
-                                        exclude_ids=request.exclude_ids, ef_search=request.ef_search)
-        vector_ranks = {item_id: (rank, d) for rank, (item_id, d) in enumerate(ranking, start=1)}
+        options = {"exact": request.exact, "exclude_ids": request.exclude_ids, "ef_search": request.ef_search}
+        targets = request.filters.modalities or space.modalities
+        if request.balance_modalities and len(targets) > 1:
+            ranking, exact = cross_modal_ranking(space, vector, request.filters, depth, **options)
+        else:
+            plain, exact = vector_ranking(space, vector, request.filters, depth, **options)
+            ranking = [(item_id, d, 1.0 - d) for item_id, d in plain]
+        vector_ranks = {item_id: (rank, d) for rank, (item_id, d, _) in enumerate(ranking, start=1)}
+        vector_scores = {item_id: score for item_id, _, score in ranking}
     if request.mode != "vector":
         ranking = lexical_ranking(text, request.filters, max(FUSION_DEPTH, window), request.exclude_ids)
         lexical_ranks = {item_id: (rank, score) for rank, (item_id, score) in enumerate(ranking, start=1)}
 
     if request.mode == "vector":
-        ordered = [(item_id, 1.0 - d) for item_id, (_, d) in vector_ranks.items()]
+        ordered = list(vector_scores.items())
     elif request.mode == "lexical":
         ordered = [(item_id, score) for item_id, (_, score) in lexical_ranks.items()]
     else:
@@ -262,7 +327,8 @@ def search(request: SearchRequest) -> SearchPage:
         if moment is None and item.modality == Modality.AUDIO and item.duration:
             moment = (0.0, float(item.duration))
         hits.append(Hit(item=item, score=round(float(score), 6), rank=position,
-                        distance=round(vr[1], 6) if vr else None, vector_rank=vr[0] if vr else None,
+                        distance=round(vr[1], 6) if vr else None,
+                        similarity=round(1.0 - vr[1], 6) if vr else None, vector_rank=vr[0] if vr else None,
                         lexical_rank=lr[0] if lr else None, moment=moment))
     return SearchPage(hits=hits, page=request.page, k=request.k, has_more=len(ordered) > offset + request.k,
                       space=space.name, mode=request.mode, exact=exact, timings=timings)

@@ -246,4 +246,6 @@ SEARCH_MAX_QUERY_CHARS = env_int("SEARCH_MAX_QUERY_CHARS", 1000, minimum=1)
 SEARCH_EXACT_BELOW = env_int("SEARCH_EXACT_BELOW", 5000, minimum=0)
 # Curators' pinned items lead the results of queries they are at least this similar to (cosine).
 SEARCH_PIN_MIN_SIMILARITY = env_float("SEARCH_PIN_MIN_SIMILARITY", 0.2)
+# How long each modality's mean vector (the cross-modal score baseline) is reused before recomputing.
+SEARCH_CENTROID_TTL = env_int("SEARCH_CENTROID_TTL", 60, minimum=0)
 SEARCH_TEXT_CACHE_SIZE = env_int("SEARCH_TEXT_CACHE_SIZE", 1024, minimum=0)

@@ -1,6 +1,13 @@
 import pytest
 
 import encoders
+from search.searching import clear_centroids
+
+
+@pytest.fixture(autouse=True)
+def _fresh_centroids():
+    # Modality baselines are cached per process; each test builds its own world.
+    clear_centroids()
 
 FAKE_SPACES = {"fake": {"ENCODER": "encoders.fake.FakeSpace", "OPTIONS": {"dim": 32}}}
 

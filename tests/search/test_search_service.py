@@ -50,9 +50,27 @@ def test_results_come_in_order_of_cosine_similarity():
     put("far", unit((1, 1)))
     page = vsearch(unit((0, 1)))
     assert titles(page) == ["near", "mid", "far"]
-    assert page.hits[0].score == pytest.approx(1 - page.hits[0].distance)
+    assert page.hits[0].similarity == pytest.approx(1 - page.hits[0].distance)
+    assert page.hits[0].similarity > page.hits[1].similarity > page.hits[2].similarity
     assert page.hits[0].score > page.hits[1].score > page.hits[2].score
     assert [hit.rank for hit in page.hits] == [1, 2, 3]
+
+
+def test_a_mixed_list_ranks_each_modality_against_its_own_baseline():
+    # Texts all sit close to the query (the modality gap); one image stands out among images.
+    for i in range(6):
+        put(f"text {i}", unit((0, 1), (1, 0.3), (i + 5, 0.2)), modality="text")
+    put("standout image", unit((0, 1), (2, 1.0)), modality="image")
+    for i in range(5):
+        put(f"plain image {i}", unit((2, 1), (i + 12, 1.0)), modality="image")
+    q = unit((0, 1), (1, 0.3))
+    raw = vsearch(q, k=3, balance_modalities=False)
+    balanced = vsearch(q, k=3)
+    assert [h.item.modality for h in raw.hits] == ["text", "text", "text"]
+    assert "standout image" in titles(balanced)
+    assert balanced.hits[0].item.title == "standout image"
+    only_images = vsearch(q, k=3, filters=Filters(modalities=["image"]))
+    assert titles(only_images)[0] == "standout image"
 
 
 def test_weighted_and_negative_parts_change_the_ranking():

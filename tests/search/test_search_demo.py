@@ -1,0 +1,111 @@
+"""Cross-modal search through the real demo model and the real database, on a small demo world."""
+
+import json
+
+import numpy as np
+import pytest
+from django.core.management import call_command
+
+from encoders import synth
+from search.models import Item
+from search.queries import QueryPart
+from search.searching import Filters, SearchRequest, more_like_this, search
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture(scope="module")
+def world(django_db_setup, django_db_blocker, tmp_path_factory):
+    """A demo world stored once for the module (committed, then removed at the end)."""
+    folder = tmp_path_factory.mktemp("demo")
+    manifest = synth.write_dataset(folder, n_images=72, n_audio=48, n_texts=24, seed=77)
+    rows = [json.loads(line) for line in manifest.read_text().splitlines()]
+    with django_db_blocker.unblock():
+        from django.conf import settings
+
+        media = settings.MEDIA_ROOT
+        settings.MEDIA_ROOT = tmp_path_factory.mktemp("media")
+        try:
+            call_command("ingest", str(manifest), verbosity=0)
+            by_title = {item.title: item for item in Item.objects.all()}
+            yield {"folder": folder, "rows": rows, "items": by_title, "media_root": settings.MEDIA_ROOT}
+        finally:
+            Item.objects.all().delete()
+            settings.MEDIA_ROOT = media
+
+
+def labels_of(world, item):
+    for row in world["rows"]:
+        if row["title"] == item.title:
+            return row["labels"]
+    raise KeyError(item.title)
+
+
+def run(parts, **kwargs):
+    return search(SearchRequest(parts=parts, **kwargs))
+
+
+def test_text_finds_images_of_that_colour_and_shape(world):
+    hits = run([QueryPart(text="a red circle")], k=3, filters=Filters(modalities=["image"])).hits
+    assert hits and all(h.item.modality == "image" for h in hits)
+    top = labels_of(world, hits[0].item)
+    assert (top["colour"], top["shape"]) == ("red", "circle")
+
+
+def test_text_finds_sounds_with_that_attribute(world):
+    hits = run([QueryPart(text="high pitched beeping")], k=3, filters=Filters(modalities=["audio"])).hits
+    assert any(labels_of(world, h.item)["kind"] == "beeps" and labels_of(world, h.item)["pitch"] == "high"
+               for h in hits)
+
+
+def test_an_image_finds_images_of_the_same_kind(world):
+    row = next(r for r in world["rows"] if r["modality"] == "image")
+    data = (world["folder"] / row["path"]).read_bytes()
+    hits = run([QueryPart(data=data)], k=6, filters=Filters(modalities=["image"])).hits
+    assert hits[0].item.title == row["title"]  # the same picture is its own best match
+    same = [labels_of(world, h.item)["shape"] == row["labels"]["shape"] for h in hits[1:]]
+    assert sum(same) >= 3
+
+
+def test_a_sound_finds_sounds_of_the_same_kind(world):
+    row = next(r for r in world["rows"] if r["modality"] == "audio")
+    data = (world["folder"] / row["path"]).read_bytes()
+    hits = run([QueryPart(data=data)], k=6, filters=Filters(modalities=["audio"])).hits
+    assert hits[0].item.title == row["title"]
+    same = [labels_of(world, h.item)["kind"] == row["labels"]["kind"] for h in hits[1:]]
+    assert sum(same) >= 3
+    assert all(h.moment is not None and h.moment[1] > h.moment[0] for h in hits)
+
+
+def test_one_text_query_returns_a_mixed_list(world):
+    hits = run([QueryPart(text="a blue square")], k=20, filters=Filters(modalities=["image", "text"])).hits
+    modalities = {h.item.modality for h in hits}
+    assert modalities == {"image", "text"}
+    blue = [h for h in hits if "blue" in h.item.tags]
+    assert len(blue) >= 10
+
+
+def test_a_negative_part_pushes_a_colour_away(world):
+    plain = run([QueryPart(text="a circle")], k=10, filters=Filters(modalities=["image"])).hits
+    without_red = run([QueryPart(text="a circle"), QueryPart(text="red", weight=-0.7)], k=10,
+                      filters=Filters(modalities=["image"])).hits
+    red_before = sum(labels_of(world, h.item)["colour"] == "red" for h in plain)
+    red_after = sum(labels_of(world, h.item)["colour"] == "red" for h in without_red)
+    assert red_after < red_before or red_before == 0 and red_after == 0
+
+
+def test_more_like_this_through_the_real_model(world):
+    source = next(item for item in world["items"].values() if item.modality == "image")
+    page = more_like_this(source.pk, k=5, filters=Filters(modalities=["image"]))
+    assert source.pk not in [h.item.pk for h in page.hits] and len(page.hits) == 5
+
+
+def test_hnsw_recall_at_10_against_exact_on_demo_data(world):
+    queries = ["red circle", "blue square", "green triangle", "yellow star", "a low drone", "fast beeps",
+               "white noise", "a rising sweep", "a chord", "purple hexagon", "orange cross", "a deep tone"]
+    recalls = []
+    for text in queries:
+        approx = run([QueryPart(text=text)], k=10)
+        exact = run([QueryPart(text=text)], k=10, exact=True)
+        recalls.append(len({h.item.pk for h in approx.hits} & {h.item.pk for h in exact.hits}) / 10)
+    assert float(np.mean(recalls)) >= 0.98
