@@ -1,0 +1,210 @@
+"""Curation in the admin: the item list, bulk actions, upload through ingestion, the item form's
+vectors, neighbours and duplicates, and the spaces list with its backfill."""
+
+from types import SimpleNamespace
+
+import pytest
+from django.contrib.auth.models import User
+from django.contrib.messages import get_messages
+from django.core.files.uploadedfile import SimpleUploadedFile
+
+from search.ingest import Ingester, IngestInput
+from search.models import Embedding, EmbeddingSpace, Item
+from search.queries import QueryPart
+from search.searching import SearchRequest, search
+from tests.search.helpers import png_bytes, truncated, wav_bytes
+
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("fake_spaces")]
+CHANGELIST = "/admin/search/item/"
+
+
+@pytest.fixture
+def curator(client):
+    user = User.objects.create_superuser("curator", "curator@example.com", "pw-curator-123")
+    client.force_login(user)
+    client.user = user
+    return client
+
+
+@pytest.fixture
+def items():
+    ingester = Ingester()
+
+    def add(**fields):
+        return ingester.ingest(IngestInput(**fields)).item
+
+    return SimpleNamespace(
+        red=add(data=png_bytes((220, 30, 30)), title="A red square", tags=["red"], collection="shapes"),
+        twin=add(data=png_bytes((220, 30, 30), seed=5), title="Another red square", tags=["red"]),
+        blue=add(data=png_bytes((30, 30, 220), seed=1), title="A blue square", tags=["blue"]),
+        tone=add(data=wav_bytes(2.0, 440.0), title="A tone", tags=["tone"]),
+        text=add(text="Red circles on a pale ground", title="Red circles"),
+    )
+
+
+def act(client, action, items, **extra):
+    return client.post(CHANGELIST, {"action": action, "_selected_action": [i.pk for i in items], **extra},
+                       follow=True)
+
+
+def messages_of(response) -> list[str]:
+    return [str(m) for m in get_messages(response.wsgi_request)]
+
+
+def result_titles(q: str) -> list[str]:
+    return [hit.item.title for hit in search(SearchRequest(parts=[QueryPart(text=q)], k=50)).hits]
+
+
+def test_the_item_list_previews_media_and_filters(curator, items):
+    response = curator.get(CHANGELIST)
+    assert response.status_code == 200
+    html = response.content.decode()
+    assert html.count('class="admin-thumb"') == 3 and html.count('class="admin-audio"') == 1
+    assert f'src="/media/{items.red.preview.name}"' in html
+    for heading in ("By modality", "By collection", "By tag", "By hidden", "By pinned", "By embedding status"):
+        assert heading in html
+    assert "red (2)" in html  # the tag filter counts
+    assert curator.get(CHANGELIST, {"tag": "blue"}).context["cl"].result_count == 1
+    assert curator.get(CHANGELIST, {"modality__exact": "audio"}).context["cl"].result_count == 1
+    assert curator.get(CHANGELIST, {"q": "circles"}).context["cl"].result_count == 1  # searches title and text
+
+
+def test_hiding_removes_an_item_from_search_at_once_and_unhiding_brings_it_back(curator, items):
+    assert "A red square" in result_titles("red")
+    response = act(curator, "hide", [items.red, items.blue])
+    assert "Hid 2 items." in messages_of(response)
+    assert set(Item.objects.filter(hidden=True).values_list("title", flat=True)) == {"A red square", "A blue square"}
+    assert "A red square" not in result_titles("red")
+    assert "A red square" not in curator.get("/", {"q": "red"}).content.decode()
+    act(curator, "unhide", [items.red])
+    assert "A red square" in result_titles("red")
+
+
+def test_pinning_puts_an_item_first(curator, items, settings):
+    settings.SEARCH_PIN_MIN_SIMILARITY = -1.0  # any result is relevant enough for this test
+    act(curator, "pin", [items.tone])
+    assert result_titles("red square")[0] == "A tone"
+    assert 'badge-pinned' in curator.get("/", {"q": "red square"}).content.decode()
+    act(curator, "unpin", [items.tone])
+    assert not Item.objects.filter(pinned=True).exists()
+
+
+def test_tags_and_collections_in_bulk(curator, items):
+    act(curator, "add_tag", [items.red, items.blue], value="Favourite, shape")
+    assert Item.objects.get(pk=items.red.pk).tags == ["red", "favourite", "shape"]
+    assert Item.objects.get(pk=items.blue.pk).tags == ["blue", "favourite", "shape"]
+    act(curator, "remove_tag", [items.red], value="red")
+    assert Item.objects.get(pk=items.red.pk).tags == ["favourite", "shape"]
+    act(curator, "set_collection", [items.tone, items.text], value="mixed")
+    assert set(Item.objects.filter(collection="mixed").values_list("pk", flat=True)) == {items.tone.pk, items.text.pk}
+    response = act(curator, "add_tag", [items.red], value="  ")
+    assert any("Type the tag in the box" in m for m in messages_of(response))
+
+
+def test_reembed_restores_missing_vectors(curator, items):
+    Embedding.objects.filter(item__in=[items.red, items.tone]).delete()
+    Item.objects.filter(pk=items.red.pk).update(embedding_status="failed", embedding_error="boom")
+    response = act(curator, "reembed_items", [items.red, items.tone])
+    assert any(m.startswith("Re-embedded: 2 vector set(s) written, 0 failed") for m in messages_of(response))
+    red = Item.objects.get(pk=items.red.pk)
+    assert (red.embedding_status, red.embedding_error) == ("done", "")
+    assert Embedding.objects.filter(item=items.tone, segment_start__isnull=False).exists()  # audio windows too
+    assert "A red square" in result_titles("red")
+
+
+def test_the_item_form_shows_vectors_neighbours_and_duplicates(curator, items):
+    response = curator.get(f"{CHANGELIST}{items.red.pk}/change/")
+    assert response.status_code == 200
+    html = response.content.decode()
+    assert '<img class="admin-media"' in html
+    assert "<td>fake</td><td>32</td><td>1.0000</td><td>0</td>" in html  # space, dimension, norm, windows
+    neighbours = html.split('class="form-row field-neighbours"', 1)[1].split('class="form-row', 1)[0]
+    assert "Another red square" in neighbours and "A blue square" in neighbours
+    duplicates = html.split('class="form-row field-duplicates"', 1)[1].split("</fieldset>", 1)[0]
+    assert "Another red square" in duplicates and "A blue square" not in duplicates
+    assert f'href="/admin/search/item/{items.twin.pk}/change/"' in duplicates
+    assert f'href="/items/{items.red.pk}/"' in html  # "view on site"
+
+
+def test_the_form_edits_curation_fields_and_keeps_text_items_content_read_only(curator, items):
+    url = f"{CHANGELIST}{items.blue.pk}/change/"
+    response = curator.post(url, {"title": "Blue, renamed", "text": "a caption", "tags": "blue,sky",
+                                  "collection": "c", "metadata": "{}", "hidden": "on"})
+    assert response.status_code == 302, response.content.decode()[:2000]
+    blue = Item.objects.get(pk=items.blue.pk)
+    assert (blue.title, blue.text, blue.tags, blue.hidden) == ("Blue, renamed", "a caption", ["blue", "sky"], True)
+    text_form = curator.get(f"{CHANGELIST}{items.text.pk}/change/").content.decode()
+    assert 'name="text"' not in text_form and "Red circles on a pale ground" in text_form
+
+
+def test_upload_stores_an_item_through_ingestion(curator):
+    page = curator.get(f"{CHANGELIST}add/").content.decode()
+    assert 'enctype="multipart/form-data"' in page and 'name="file"' in page and 'name="sha256"' not in page
+    response = curator.post(f"{CHANGELIST}add/", {
+        "file": SimpleUploadedFile("tone.wav", wav_bytes(1.5)), "title": "Uploaded tone", "tags": "Tone, Test",
+        "collection": "uploads", "caption": "a steady beep", "pinned": "on",
+    })
+    assert response.status_code == 302, response.content.decode()[:3000]
+    item = Item.objects.get(title="Uploaded tone")
+    assert (item.modality, item.tags, item.collection, item.text) == ("audio", ["tone", "test"], "uploads",
+                                                                      "a steady beep")
+    assert (item.pinned, item.hidden, item.owner, item.embedding_status) == (True, False, curator.user, "done")
+    assert item.media and item.preview and Embedding.objects.filter(item=item).exists()
+
+    response = curator.post(f"{CHANGELIST}add/", {"text": "A text written by a curator", "title": "Note"})
+    assert response.status_code == 302
+    assert Item.objects.get(title="Note").modality == "text"
+
+
+@pytest.mark.parametrize(("data", "message"), [
+    ({"file": ("x.txt", b"just some words")}, "Unsupported file type: expected an image"),
+    ({"file": ("x.png", truncated(png_bytes(size=(200, 200)), 0.3))}, "image"),
+    ({"file": ("x.png", b"")}, "The submitted file is empty."),
+    ({}, "Give a file or a text."),
+    ({"file": ("x.png", png_bytes()), "text": "both"}, "Give either a file or a text, not both."),
+])
+def test_upload_shows_why_a_file_is_refused(curator, data, message):
+    post = {key: SimpleUploadedFile(*value) if key == "file" else value for key, value in data.items()}
+    response = curator.post(f"{CHANGELIST}add/", {"title": "Bad", **post})
+    assert response.status_code == 200
+    html = response.content.decode()
+    assert "errornote" in html and message.lower() in html.lower(), html.split("errornote", 1)[-1][:1500]
+    assert not Item.objects.exists()
+
+
+def test_uploading_stored_content_again_points_to_the_item(curator, items):
+    response = curator.post(f"{CHANGELIST}add/", {"file": SimpleUploadedFile("again.png", png_bytes((220, 30, 30)))})
+    assert response.status_code == 200
+    html = response.content.decode()
+    assert "This content is already stored as" in html
+    assert f'<a href="/admin/search/item/{items.red.pk}/change/">A red square</a>' in html
+    assert Item.objects.count() == 5
+
+
+def test_html_in_titles_is_escaped_in_the_admin(curator):
+    item = Ingester().ingest(IngestInput(data=png_bytes(), title="<script>alert(1)</script>")).item
+    for url in (CHANGELIST, f"{CHANGELIST}{item.pk}/change/"):
+        html = curator.get(url).content.decode()
+        assert "<script>alert(1)" not in html and "&lt;script&gt;alert(1)" in html, url
+
+
+def test_spaces_list_counts_and_backfills(curator, items):
+    response = curator.get("/admin/search/embeddingspace/")
+    html = response.content.decode()
+    space = EmbeddingSpace.objects.get(name="fake")
+    assert space.identity in html
+    row = html.split(f">{space.name}</a>", 1)[1].split("</tr>", 1)[0]
+    assert '<td class="field-item_vectors">5</td>' in row and '<td class="field-missing">0</td>' in row
+    Embedding.objects.filter(item__in=[items.blue, items.text]).delete()
+    response = curator.post("/admin/search/embeddingspace/", {"action": "backfill", "_selected_action": [space.pk]},
+                            follow=True)
+    assert "fake: embedded 2 item(s), 0 failed." in messages_of(response)
+    assert Embedding.objects.filter(segment_start__isnull=True).count() == 5
+
+
+def test_deleting_items_removes_their_files(curator, items, settings):
+    media = settings.MEDIA_ROOT / items.red.media.name
+    assert media.exists()
+    curator.post(CHANGELIST, {"action": "delete_selected", "_selected_action": [items.red.pk], "post": "yes"})
+    assert not Item.objects.filter(pk=items.red.pk).exists()
+    assert not media.exists()
