@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 HOST ?= 127.0.0.1:8000
 
-.PHONY: install run test test-fast lint db-status db-stop clean-data
+.PHONY: install run test test-fast lint bench evaluate db-status db-stop
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -30,6 +30,15 @@ test: install
 
 test-fast: install
 	$(PY) -m pytest -m "not slow and not e2e"
+
+# Benchmarks (faiss and matplotlib come from the `bench` extra); rewrites docs/benchmarks.md.
+bench: install
+	$(PY) -m pip install --quiet -e ".[dev,bench]"
+	$(PY) bench/run_all.py
+
+# Retrieval quality on the demo data against fixtures/golden/demo.jsonl.
+evaluate: install
+	$(PY) manage.py evaluate
 
 lint: install
 	$(PY) -m ruff check .

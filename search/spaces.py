@@ -72,7 +72,12 @@ def ensure_index(space: EmbeddingSpace) -> None:
     if index_exists(space):
         return
     m, ef_construction = settings.SEARCH_HNSW_M, settings.SEARCH_HNSW_EF_CONSTRUCTION
-    with connection.cursor() as cursor:
+    with transaction.atomic(), connection.cursor() as cursor:
+        # Parallel build: vectors live in TOAST, so the table looks small and the planner would
+        # otherwise build with one worker; the graph must also fit in maintenance memory.
+        cursor.execute("SET LOCAL maintenance_work_mem = '512MB'")
+        cursor.execute("SET LOCAL max_parallel_maintenance_workers = 2")
+        cursor.execute("SET LOCAL min_parallel_table_scan_size = 0")
         cursor.execute(
             f"CREATE INDEX IF NOT EXISTS {space.index_name} ON search_embedding "
             f"USING hnsw ((vector::vector({int(space.dimension)})) vector_cosine_ops) "

@@ -102,7 +102,7 @@ def test_a_stopped_database_answers_503_and_the_server_recovers(tmp_path):
 @pytest.mark.slow
 @pytest.mark.django_db(transaction=True)
 @pytest.mark.usefixtures("fake_spaces")
-def test_soak_concurrent_searches_writes_deletes_and_vacuum(live_server, settings):
+def test_soak_concurrent_searches_writes_deletes_and_vacuum(live_server, settings, output_dir):
     settings.SEARCH_THROTTLE_RATES = {"search": "100000/min", "write": "100000/min"}
     space = spaces.register("fake")
     rng = np.random.default_rng(5)
@@ -172,4 +172,7 @@ def test_soak_concurrent_searches_writes_deletes_and_vacuum(live_server, setting
         approx = search(SearchRequest(parts=[QueryPart(vector=list(query))], k=10))
         exact = search(SearchRequest(parts=[QueryPart(vector=list(query))], k=10, exact=True))
         recalls.append(len({h.item.pk for h in approx.hits} & {h.item.pk for h in exact.hits}) / 10)
+    figures = {**counts, "errors": len(errors), "recall_at_10": round(float(np.mean(recalls)), 4),
+               "seconds": float(os.environ.get("SOAK_SECONDS", "45"))}
+    (output_dir / "soak.json").write_text(json.dumps(figures, indent=2))
     assert float(np.mean(recalls)) >= 0.97

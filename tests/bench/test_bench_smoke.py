@@ -1,0 +1,124 @@
+"""Every benchmark still runs: each script with --quick, in a child process, against its own database.
+
+The figures of a smoke run mean nothing; what is checked is that each script measures every system it
+claims to, that the answers it times are right (recall, results returned), and that it writes its fragment.
+"""
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import ROOT
+
+BENCH = ROOT / "bench"
+# Not the benchmarks' own database: a smoke run must not disturb a real run going on at the same time.
+ENV = {**os.environ, "SEARCH_DB_NAME": "bench_smoke"}
+
+
+def run_script(name: str, *args: str, timeout: int = 300) -> str:
+    result = subprocess.run([sys.executable, str(BENCH / name), *args], cwd=ROOT, env=ENV, capture_output=True,
+                            text=True, timeout=timeout)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    return result.stdout
+
+
+def table_rows(markdown: str) -> list[list[str]]:
+    """The body rows of every Markdown table in the text, as lists of cells."""
+    rows = []
+    for line in markdown.splitlines():
+        if line.startswith("| ") and not re.match(r"^\| (---|.*\| ---)", line):
+            rows.append([cell.strip() for cell in line.strip("|").split("|")])
+    return rows
+
+
+def test_ann_compares_every_system_and_plots_them(tmp_path):
+    out = tmp_path / "ann.md"
+    run_script("bench_ann.py", "--quick", "--out", str(out))
+    text = out.read_text()
+    rows = {(row[0], row[1]): row for row in table_rows(text) if len(row) == 7 and row[0] != "system"}
+    systems = {system for system, _ in rows}
+    assert {"pgvector HNSW", "faiss HNSW", "pgvector exact", "numpy brute force"} <= systems
+    # The exact methods are exact, and both HNSW indexes find nearly everything at a wide ef_search on 2,000 vectors.
+    assert float(rows["pgvector exact", "-"][2]) == 1.0 and float(rows["numpy brute force", "-"][2]) == 1.0
+    assert float(rows["pgvector HNSW", "400"][2]) >= 0.95 and float(rows["faiss HNSW", "400"][2]) >= 0.95
+    assert all(float(row[3].replace(",", "")) > 0 for row in rows.values())
+    assert "pgvector HNSW vs faiss HNSW" in text and "Index build: pgvector" in text
+    assert "the product's statement, prepared (generic plan)" in text
+    assert out.with_suffix(".png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_filtered_reports_every_mode_at_every_selectivity(tmp_path):
+    out = tmp_path / "filtered.md"
+    run_script("bench_filtered.py", "--quick", "--out", str(out))
+    rows = [row for row in table_rows(out.read_text()) if len(row) == 8 and row[0] != "filter passes"]
+    modes = ["hnsw, iterative off", "hnsw, relaxed_order", "hnsw, strict_order", "exact scan",
+             "exact scan, random_page_cost 1.1", "service"]
+    assert [row[1] for row in rows] == modes * 3
+    for row in rows:
+        if row[1].startswith("exact scan") or row[1] == "service":
+            # Exact answers: all 10 results, the true 10.
+            assert (row[3], row[4], row[5]) == ("10.00", "100%", "1.000"), row
+    service_one_percent = next(row for row in rows if row[0].startswith("1%") and row[1] == "service")
+    assert service_one_percent[2].startswith("exact")  # a filter passing 30 rows is scanned exactly
+
+
+def test_search_times_the_api_the_service_and_bare_sql(tmp_path):
+    out = tmp_path / "search.md"
+    run_script("bench_search.py", "--quick", "--fake-encoder", "--out", str(out))
+    text = out.read_text()
+    paths = {row[0]: row for row in table_rows(text) if len(row) == 7 and row[0] != "path"}
+    assert set(paths) == {"bare k-NN SQL (psycopg)", "service: search()",
+                          "service, one list (balance_modalities=False)", "API: GET /api/search/"}
+    assert paths["bare k-NN SQL (psycopg)"][6] == "1.0x"
+    assert all(float(row[1]) > 0 for row in paths.values())
+    # One k-NN statement per modality of the fake space, replayed bare.
+    assert "(3: one per target modality)" in text
+    assert "The service and the API returned the same top 10 for 100% of the queries" in text
+
+
+def test_run_all_assembles_the_fragments_under_the_machine(tmp_path):
+    fragments = tmp_path / "fragments"
+    fragments.mkdir()
+    (fragments / "search.md").write_text("## Search end to end\n\nthird\n")
+    (fragments / "ann.md").write_text("## Approximate nearest neighbours\n\nsecond\n")
+    (fragments / "ingest.md").write_text("## Ingest\n\nfirst\n")
+    (fragments / "zzz-extra.md").write_text("## Something new\n\nlast\n")
+    page = tmp_path / "benchmarks.md"
+    run_script("run_all.py", "--assemble-only", "--fragments", str(fragments), "--out", str(page))
+    text = page.read_text()
+    assert text.startswith("# Benchmarks")
+    assert re.search(r"^Machine: .*\d+ CPU cores", text, re.MULTILINE)
+    positions = [text.index(word) for word in ("first", "second", "third", "last")]
+    assert positions == sorted(positions)
+
+
+@pytest.mark.slow
+def test_ingest_runs_quick(tmp_path):
+    # The smoke database outlives model changes: re-embed what an earlier run left under the current demo model,
+    # as a user would after retraining (otherwise the space refuses the new encoder identity).
+    reset = subprocess.run([sys.executable, str(ROOT / "manage.py"), "embed", "--space", "demo", "--reset"],
+                           cwd=ROOT, env=ENV, capture_output=True, text=True, timeout=300)
+    assert reset.returncode == 0, reset.stdout[-2000:] + reset.stderr[-2000:]
+    output = run_script("bench_ingest.py", "--quick")
+    assert "ingest: the product's service end to end" in output
+    assert re.search(r"\*\*[\d,]+ vectors/s\*\*", output)
+
+
+@pytest.mark.slow
+def test_run_all_quick_leaves_the_real_fragments_alone():
+    before = {path: path.stat().st_mtime for path in (ROOT / "docs" / "benchmarks").glob("*")}
+    page = ROOT / "docs" / "benchmarks.md"
+    page_before = page.stat().st_mtime if page.exists() else None
+    output = run_script("run_all.py", "--quick", "--only", "ann,filtered", timeout=600)
+    assert "== ann: exit 0" in output and "== filtered: exit 0" in output
+    assert {path: path.stat().st_mtime for path in (ROOT / "docs" / "benchmarks").glob("*")} == before
+    assert (page.stat().st_mtime if page.exists() else None) == page_before
+
+
+def test_every_benchmark_script_takes_quick():
+    for script in sorted(Path(BENCH).glob("bench_*.py")):
+        assert "--quick" in script.read_text(), f"{script.name} has no --quick smoke mode"
