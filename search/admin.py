@@ -6,6 +6,7 @@ from the item rows on each query.
 """
 
 from collections import Counter
+from pathlib import Path
 
 import numpy as np
 from django.contrib import admin, messages
@@ -19,6 +20,7 @@ from django.utils.text import Truncator
 from encoders.base import EncoderError
 from search import spaces
 from search.backfill import embed_space, items_to_embed
+from search.evaluation import latest_evaluation
 from search.forms import ItemActionForm, ItemUploadForm, split_tags
 from search.models import Embedding, EmbeddingSpace, EmbeddingStatus, Item
 from search.queries import QueryError
@@ -319,8 +321,8 @@ def _hit_strip(hits) -> str:
 @admin.register(EmbeddingSpace)
 class EmbeddingSpaceAdmin(admin.ModelAdmin):
     list_display = ("name", "identity", "dimension", "modality_list", "item_vectors", "audio_windows",
-                    "missing", "configured")
-    readonly_fields = ("name", "identity", "dimension", "metric", "modalities", "created_at")
+                    "missing", "configured", "evaluation_summary")
+    readonly_fields = ("name", "identity", "dimension", "metric", "modalities", "created_at", "evaluation")
     actions = ["backfill"]
 
     def has_add_permission(self, request):
@@ -348,6 +350,34 @@ class EmbeddingSpaceAdmin(admin.ModelAdmin):
     @admin.display(description="Items missing a vector")
     def missing(self, space):
         return items_to_embed(space, missing_only=True).count()
+
+    @admin.display(description="Latest evaluation")
+    def evaluation_summary(self, space):
+        report = latest_evaluation(space.name)
+        if not report:
+            return "none yet (manage.py evaluate)"
+        overall = report["overall"]
+        return (f"recall@{report['k']} {overall['recall']:.3f} · MRR {overall['mrr']:.3f} · "
+                f"nDCG@{report['ndcg_depth']} {overall['ndcg']:.3f} · {report['created_at'][:16].replace('T', ' ')}")
+
+    @admin.display(description="Latest evaluation, per modality pair")
+    def evaluation(self, space):
+        report = latest_evaluation(space.name)
+        if not report:
+            return "No evaluation stored yet: run `manage.py evaluate --space NAME`."
+        rows = [(pair, m) for pair, m in report["pairs"].items()] + [("overall", report["overall"])]
+        body = format_html_join(
+            "", "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            ((pair, m["queries"], *(f"{m[key]:.3f}" for key in ("recall", "mrr", "ndcg", "ann_recall")))
+             for pair, m in rows),
+        )
+        stale = "" if report.get("identity") == space.identity else " (made with an earlier model)"
+        return format_html(
+            "<p>{} on {} items, {}{}</p><table><thead><tr><th>pair</th><th>queries</th><th>recall@{}</th>"
+            "<th>MRR</th><th>nDCG@{}</th><th>ANN recall vs exact</th></tr></thead><tbody>{}</tbody></table>",
+            report["created_at"][:19].replace("T", " "), report["items"], Path(report["golden"]).name, stale,
+            report["k"], report["ndcg_depth"], body,
+        )
 
     @admin.display(description="Configured", boolean=True)
     def configured(self, space):

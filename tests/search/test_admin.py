@@ -208,3 +208,28 @@ def test_deleting_items_removes_their_files(curator, items, settings):
     curator.post(CHANGELIST, {"action": "delete_selected", "_selected_action": [items.red.pk], "post": "yes"})
     assert not Item.objects.filter(pk=items.red.pk).exists()
     assert not media.exists()
+
+
+@pytest.mark.django_db
+def test_spaces_admin_shows_the_latest_evaluation(settings, tmp_path, admin_client):
+    import json
+
+    from search import spaces as space_registry
+
+    settings.VAR_DIR = tmp_path
+    space = space_registry.register(settings.SEARCH_DEFAULT_SPACE)
+    listing = admin_client.get("/admin/search/embeddingspace/")
+    assert b"none yet" in listing.content
+    (tmp_path / "evaluations").mkdir()
+    report = {
+        "space": space.name, "identity": space.identity, "k": 10, "ndcg_depth": 10, "items": 380,
+        "golden": "fixtures/golden/demo.jsonl", "created_at": "2026-11-21T00:10:00+00:00",
+        "overall": {"queries": 3, "recall": 0.9, "mrr": 0.8, "ndcg": 0.7, "ann_recall": 1.0},
+        "pairs": {"text→image": {"queries": 3, "recall": 0.9, "mrr": 0.8, "ndcg": 0.7, "ann_recall": 1.0}},
+    }
+    (tmp_path / "evaluations" / f"{space.name}.json").write_text(json.dumps(report))
+    listing = admin_client.get("/admin/search/embeddingspace/")
+    assert "recall@10 0.900 · MRR 0.800".encode() in listing.content
+    detail = admin_client.get(f"/admin/search/embeddingspace/{space.pk}/change/")
+    html = detail.content.decode()
+    assert "text→image" in html and "demo.jsonl" in html, html[html.find("evaluation"):][:1500]
