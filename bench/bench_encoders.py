@@ -35,26 +35,21 @@ from encoders.registry import DEFAULT_SPACES  # noqa: E402
 AUDIO_CLIP_SECONDS = 10.0
 
 
-def rate(work: Callable[[], object], units: float, min_seconds: float) -> float:
-    """Units per second over repeated calls, after one untimed warm-up call."""
+def call_times(work: Callable[[], object], min_seconds: float, min_calls: int) -> list[float]:
+    """Seconds per call, after one untimed warm-up call."""
     work()
-    calls, started = 0, time.perf_counter()
-    while True:
-        work()
-        calls += 1
-        elapsed = time.perf_counter() - started
-        if elapsed >= min_seconds:
-            return calls * units / elapsed
-
-
-def latency_ms(work: Callable[[], object], repeats: int) -> float:
-    work()
-    times = []
-    for _ in range(repeats):
+    times: list[float] = []
+    while len(times) < min_calls or sum(times) < min_seconds:
         started = time.perf_counter()
         work()
         times.append(time.perf_counter() - started)
-    return 1000 * float(np.median(times))
+    return times
+
+
+def rate(work: Callable[[], object], units: float, min_seconds: float) -> float:
+    # The median call, not the mean: on a shared machine a few calls stall
+    # behind other processes, and the mean would report their scheduling.
+    return units / float(np.median(call_times(work, min_seconds, min_calls=3)))
 
 
 def vit_b_32_space(batch_size: int, tower_dir: Path) -> OpenClipSpace:
@@ -86,6 +81,10 @@ def measure(space: EmbeddingSpace, batch: int, min_seconds: float) -> dict[str, 
     }
 
 
+def _number(value: float) -> str:
+    return f"{value:.0f}" if value >= 100 else f"{value:.3g}"
+
+
 def run(quick: bool) -> str:
     batches = (1, 4) if quick else (1, 32)
     min_seconds = 0.0 if quick else 3.0
@@ -102,15 +101,16 @@ def run(quick: bool) -> str:
                 figures = measure(space, batch, min_seconds)
                 rows.append((label, batch, figures))
                 if single_query_ms is None:
-                    single_query_ms = latency_ms(
-                        lambda s=space: s.encode_texts(["a high beeping tone"]), repeats=5 if quick else 200
+                    single_query_ms = 1000 / rate(
+                        lambda s=space: s.encode_texts(["a high beeping tone"]), 1, min_seconds
                     )
     device = "cuda" if torch.cuda.is_available() else "cpu"
     lines = [
         "## Encoders",
         "",
         f"{platform.processor() or platform.machine()}, {len(os.sched_getaffinity(0))} CPUs, "
-        f"torch {torch.__version__} on {device} with {torch.get_num_threads()} threads. "
+        f"torch {torch.__version__} on {device} with {torch.get_num_threads()} threads, "
+        f"load average {os.getloadavg()[0]:.1f} at the end. Median of repeated calls. "
         f'Audio is {AUDIO_CLIP_SECONDS:.0f} s clips; "batch" is items per call and the space\'s batch size.'
         + (" Quick smoke run: figures are not meaningful." if quick else ""),
         "",
@@ -118,10 +118,9 @@ def run(quick: bool) -> str:
         "|---|---:|---:|---:|---:|",
     ]
     for label, batch, figures in rows:
-        lines.append(
-            f"| {label} | {batch} | {figures['texts/s']:.0f} | {figures['images/s']:.0f} | {figures['audio s/s']:.0f} |"
-        )
-    lines += ["", f"Single text query with the demo model: {single_query_ms:.1f} ms (median).", ""]
+        cells = " | ".join(_number(figures[key]) for key in ("texts/s", "images/s", "audio s/s"))
+        lines.append(f"| {label} | {batch} | {cells} |")
+    lines += ["", f"Single text query with the demo model: {single_query_ms:.1f} ms.", ""]
     return "\n".join(lines)
 
 

@@ -18,21 +18,21 @@ DEMO = DEFAULT_SPACES["demo"]["OPTIONS"]
 
 def test_a_few_joint_steps_reduce_both_contrastive_losses():
     trainer = DemoTrainer(
-        seed=0, n_images=128, n_audio=30, image_batch=32, audio_batch=16, steps=25, lr=1e-3, device=torch.device("cpu")
+        seed=0, n_images=128, n_audio=30, audio_batch=16, steps=12, lr=1e-3, device=torch.device("cpu")
     )
-    losses = np.array([trainer.step(step) for step in range(25)])
-    assert (losses[-5:].mean(axis=0) < losses[0] - 0.3).all(), losses
+    losses = np.array([trainer.step(step) for step in range(12)])
+    assert (losses[-3:].mean(axis=0) < losses[0] - 0.3).all(), losses
 
 
 def test_audio_tower_steps_against_a_frozen_text_tower_reduce_the_loss(demo_space):
-    clips = list(synth.audio_samples(45, seed=123))
+    clips = list(synth.audio_samples(30, seed=123))
     mels, owner = audio_windows(((c.waveform, c.samplerate) for c in clips), DEMO_FRONTEND)
     text = torch.from_numpy(demo_space.encode_texts([c.caption for c in clips]))
     before = text.clone()
     torch.manual_seed(0)
     tower = AudioTower(TowerConfig(embed_dim=128, frontend=DEMO_FRONTEND))
     losses = train_tower(
-        tower, torch.from_numpy(mels), owner, text, steps=30, batch_size=16, lr=2e-3, rng=np.random.default_rng(0)
+        tower, torch.from_numpy(mels), owner, text, steps=20, batch_size=16, lr=2e-3, rng=np.random.default_rng(0)
     )
     assert np.mean(losses[-5:]) < losses[0] - 0.3, losses
     assert torch.equal(text, before)

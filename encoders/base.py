@@ -1,0 +1,188 @@
+"""The contract every embedding space implements, and the errors it raises.
+
+Backends implement the ``_encode_*`` hooks and return raw vectors; the public
+methods here enforce the guarantees callers rely on (modality checks, empty
+input, float32, finite, unit norm) so that no backend can forget one.
+"""
+
+from __future__ import annotations
+
+import abc
+import enum
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+from PIL import Image
+
+# Vectors whose norm is below this are treated as "zero": normalising them would
+# amplify noise into an arbitrary direction that matches everything equally badly.
+_MIN_NORM = 1e-6
+
+
+class Modality(enum.StrEnum):
+    TEXT = "text"
+    IMAGE = "image"
+    AUDIO = "audio"
+
+
+class EncoderError(Exception):
+    """Base class for every error raised by the encoders package."""
+
+
+class UnknownSpace(EncoderError, KeyError):
+    """``get_space`` was asked for a name that is not configured."""
+
+    def __str__(self) -> str:
+        # KeyError.__str__ repr()s its argument; keep the message readable.
+        return str(self.args[0]) if self.args else ""
+
+
+class UnsupportedModality(EncoderError):
+    def __init__(self, space: str, modality: str, supported: frozenset[str]):
+        self.space = space
+        self.modality = modality = str(modality)
+        super().__init__(
+            f"embedding space {space!r} cannot embed {modality!r}; it supports {', '.join(sorted(supported))}"
+        )
+
+
+class InvalidEmbedding(EncoderError):
+    """An encoder produced a NaN, infinite or zero vector."""
+
+
+class WeightsNotFound(EncoderError):
+    """Model weights are neither on disk nor downloadable from here."""
+
+
+class AudioDecodeError(EncoderError):
+    """Audio bytes could not be turned into a waveform."""
+
+
+class ImageDecodeError(EncoderError):
+    """Image bytes could not be turned into pixels."""
+
+
+@dataclass(frozen=True)
+class Segment:
+    """One analysis window of a longer audio item, in seconds from its start."""
+
+    start: float
+    end: float
+    vector: np.ndarray
+
+
+AudioClip = tuple[np.ndarray, int]
+
+
+def finalize(vectors: np.ndarray, what: str) -> np.ndarray:
+    """Validate raw encoder output and return it L2-normalised as float32."""
+    vectors = np.asarray(vectors, dtype=np.float32)
+    if vectors.ndim != 2:
+        raise InvalidEmbedding(f"{what}: expected a 2-D array, got shape {vectors.shape}")
+    bad_rows = ~np.isfinite(vectors).all(axis=1)
+    if bad_rows.any():
+        raise InvalidEmbedding(f"{what}: non-finite values in row(s) {np.flatnonzero(bad_rows).tolist()}")
+    norms = np.linalg.norm(vectors, axis=1, keepdims=True)
+    zero_rows = norms[:, 0] < _MIN_NORM
+    if zero_rows.any():
+        raise InvalidEmbedding(f"{what}: zero vector in row(s) {np.flatnonzero(zero_rows).tolist()}")
+    return vectors / norms
+
+
+class EmbeddingSpace(abc.ABC):
+    """A vector space shared by several modalities, compared with ``metric``.
+
+    Subclasses set ``dim`` and ``modalities`` and implement the hooks for the
+    modalities they support. Instances are safe to share between threads once
+    loaded; ``warmup`` loads eagerly so the first request does not pay for it.
+    """
+
+    metric: str = "cosine"
+    dim: int
+    modalities: frozenset[str]
+
+    def __init__(self, name: str):
+        self.name = name
+
+    @property
+    @abc.abstractmethod
+    def identity(self) -> str:
+        """Architecture, weights hash and preprocessing version.
+
+        Stored next to every vector: when it changes, stored vectors are stale.
+        """
+
+    def can_embed(self, modality: str) -> bool:
+        return modality in self.modalities
+
+    def warmup(self) -> None:
+        """Encode one tiny input per modality.
+
+        Loads weights and triggers JIT compilation (numba in librosa) here,
+        rather than inside the first request that needs them.
+        """
+        if self.can_embed(Modality.TEXT):
+            self.encode_texts(["warmup"])
+        if self.can_embed(Modality.IMAGE):
+            self.encode_images([Image.new("RGB", (32, 32), "gray")])
+        if self.can_embed(Modality.AUDIO):
+            # 8 kHz so resampling is exercised too, as for most uploads.
+            beep = 0.1 * np.sin(np.arange(4000, dtype=np.float32) * 0.3)
+            self.encode_audio([(beep, 8000)])
+
+    def encode_texts(self, texts: Sequence[str]) -> np.ndarray:
+        self._require(Modality.TEXT)
+        if not texts:
+            return self._empty()
+        return finalize(self._encode_texts(list(texts)), f"{self.name} text")
+
+    def encode_images(self, images: Sequence[Image.Image]) -> np.ndarray:
+        self._require(Modality.IMAGE)
+        if not images:
+            return self._empty()
+        return finalize(self._encode_images(list(images)), f"{self.name} image")
+
+    def encode_audio_with_segments(self, clips: Sequence[AudioClip]) -> list[tuple[np.ndarray, list[Segment]]]:
+        """Item vector and per-window segments for each clip, in one pass.
+
+        The item vector is the normalised mean of the normalised window
+        vectors, so a long recording is matched by what it mostly contains.
+        """
+        self._require(Modality.AUDIO)
+        if not clips:
+            return []
+        results = []
+        for index, (windows, spans) in enumerate(self._encode_audio_windows(list(clips))):
+            windows = finalize(windows, f"{self.name} audio clip {index}")
+            item = finalize(windows.mean(axis=0, keepdims=True), f"{self.name} audio clip {index}")[0]
+            segments = [Segment(start, end, vector) for (start, end), vector in zip(spans, windows, strict=True)]
+            results.append((item, segments))
+        return results
+
+    def encode_audio(self, clips: Sequence[AudioClip]) -> np.ndarray:
+        self._require(Modality.AUDIO)
+        if not clips:
+            return self._empty()
+        return np.stack([item for item, _ in self.encode_audio_with_segments(clips)])
+
+    def encode_audio_segments(self, waveform: np.ndarray, samplerate: int) -> list[Segment]:
+        [(_, segments)] = self.encode_audio_with_segments([(waveform, samplerate)])
+        return segments
+
+    def _require(self, modality: Modality) -> None:
+        if not self.can_embed(modality):
+            raise UnsupportedModality(self.name, modality, self.modalities)
+
+    def _empty(self) -> np.ndarray:
+        return np.zeros((0, self.dim), dtype=np.float32)
+
+    def _encode_texts(self, texts: list[str]) -> np.ndarray:
+        raise UnsupportedModality(self.name, Modality.TEXT, self.modalities)
+
+    def _encode_images(self, images: list[Image.Image]) -> np.ndarray:
+        raise UnsupportedModality(self.name, Modality.IMAGE, self.modalities)
+
+    def _encode_audio_windows(self, clips: list[AudioClip]) -> list[tuple[np.ndarray, list[tuple[float, float]]]]:
+        """Raw window vectors ``(n_windows, dim)`` and their spans, per clip."""
+        raise UnsupportedModality(self.name, Modality.AUDIO, self.modalities)

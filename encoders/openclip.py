@@ -1,0 +1,274 @@
+"""Text and image (and optionally audio) through an open_clip model.
+
+Weights come from a local checkpoint file or an open_clip pretrained tag. A tag
+is downloaded into ``cache_dir`` when the machine has internet; when it cannot
+be, the error names the exact file to fetch elsewhere and the option to point
+at it. Random weights are never a silent fallback: searching with them returns
+confident nonsense, so they need ``allow_random_weights=True`` (benchmarks and
+tests only).
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import open_clip
+import torch
+from PIL import Image
+
+from encoders.audio import frontend
+from encoders.audio.tower import AudioTower, load_tower, sha256_file
+from encoders.base import (
+    AudioClip,
+    EmbeddingSpace,
+    EncoderError,
+    ImageDecodeError,
+    Modality,
+    WeightsNotFound,
+)
+
+MODEL_CONFIG_DIR = Path(__file__).resolve().parent / "model_configs"
+open_clip.add_model_config(MODEL_CONFIG_DIR)
+
+# Bump when our own preprocessing around open_clip changes (tokenisation,
+# image conversion, audio windowing/pooling): stored vectors become stale.
+PREPROCESS_VERSION = 1
+
+# Seed for allow_random_weights, so "random" is still reproducible and two
+# processes agree on the vectors (and on the identity string).
+RANDOM_WEIGHTS_SEED = 0
+
+
+def hub_download_url(tag_cfg: dict) -> str:
+    """The URL open_clip would download a pretrained tag from."""
+    if tag_cfg.get("hf_hub"):
+        repo, filename = os.path.split(tag_cfg["hf_hub"])
+        return f"https://huggingface.co/{repo}/resolve/main/{filename or open_clip.constants.HF_WEIGHTS_NAME}"
+    return tag_cfg.get("url") or tag_cfg.get("file", "")
+
+
+@dataclass
+class _Loaded:
+    model: Any
+    preprocess: Any
+    tokenizer: Any
+    audio: AudioTower | None
+
+
+class OpenClipSpace(EmbeddingSpace):
+    """OPTIONS: ``model`` (open_clip architecture), ``pretrained`` (tag or file),
+    ``audio_tower`` (checkpoint from ``encoders.train_audio``), ``device``,
+    ``batch_size``, ``precision``, ``cache_dir``, ``allow_random_weights``.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        *,
+        model: str,
+        pretrained: str | None = None,
+        audio_tower: str | None = None,
+        device: str | None = None,
+        batch_size: int = 32,
+        precision: str = "fp32",
+        cache_dir: str | None = None,
+        allow_random_weights: bool = False,
+    ):
+        super().__init__(name)
+        config = open_clip.get_model_config(model)
+        if config is None:
+            raise EncoderError(
+                f"space {name!r}: unknown open_clip architecture {model!r} "
+                f"(known: {', '.join(open_clip.list_models())})"
+            )
+        if batch_size < 1:
+            raise EncoderError(f"space {name!r}: batch_size must be at least 1, got {batch_size}")
+        self.model_name = model
+        self.pretrained = pretrained
+        self.audio_tower_path = audio_tower
+        self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+        self.batch_size = batch_size
+        self.precision = precision
+        self.cache_dir = cache_dir
+        self.allow_random_weights = allow_random_weights
+        self.dim = int(config["embed_dim"])
+        self.modalities = frozenset({Modality.TEXT, Modality.IMAGE} | ({Modality.AUDIO} if audio_tower else set()))
+        # Re-entrant: loading resolves (and may download) weights under the same lock.
+        self._lock = threading.RLock()
+        self._weights: tuple[str | None, dict] | None = None
+        self._identity: str | None = None
+        self._clip_digest: str | None = None
+        self._loaded: _Loaded | None = None
+
+    # ------------------------------------------------------------------ loading
+
+    def _resolve_weights(self) -> tuple[str | None, dict]:
+        """Local checkpoint path (None for random weights) and the tag's config."""
+        with self._lock:
+            if self._weights is None:
+                self._weights = self._find_weights()
+            return self._weights
+
+    def _find_weights(self) -> tuple[str | None, dict]:
+        option = f"SEARCH_SPACES[{self.name!r}]['OPTIONS']['pretrained']"
+        tags = open_clip.list_pretrained_tags_by_model(self.model_name)
+        if not self.pretrained:
+            if not self.allow_random_weights:
+                raise WeightsNotFound(
+                    f"space {self.name!r}: no weights configured for open_clip model {self.model_name!r}; "
+                    f"set {option} to a checkpoint file"
+                    + (f" or one of its pretrained tags ({', '.join(tags)})" if tags else "")
+                )
+            return None, {}
+        if os.path.isfile(self.pretrained):
+            return self.pretrained, {}
+        if tag_cfg := open_clip.get_pretrained_cfg(self.model_name, self.pretrained):
+            try:
+                path = open_clip.download_pretrained(tag_cfg, cache_dir=self.cache_dir)
+            except Exception as exc:  # network, hub and filesystem errors all mean "not here"
+                raise WeightsNotFound(
+                    f"space {self.name!r}: cannot download open_clip weights {self.model_name}/{self.pretrained} "
+                    f"({type(exc).__name__}: {exc}). On a machine with internet access fetch "
+                    f"{hub_download_url(tag_cfg)} , copy it here and set {option} to the file's path."
+                ) from exc
+            return path, tag_cfg
+        raise WeightsNotFound(
+            f"space {self.name!r}: weights file {self.pretrained!r} does not exist and is not a "
+            f"pretrained tag of {self.model_name!r}"
+            + (f" (tags: {', '.join(tags)})" if tags else "")
+            + f"; set {option} to an existing checkpoint file"
+        )
+
+    def weights_path(self) -> str | None:
+        """Local checkpoint file of the CLIP weights (downloading a tag if needed)."""
+        return self._resolve_weights()[0]
+
+    def _load(self) -> _Loaded:
+        if self._loaded is not None:
+            return self._loaded
+        with self._lock:
+            if self._loaded is None:
+                self._loaded = self._build()
+        return self._loaded
+
+    def _build(self) -> _Loaded:
+        path, tag_cfg = self._resolve_weights()
+        # Seeded so random weights are reproducible, in a forked RNG so the
+        # host process's own random state is left alone.
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(RANDOM_WEIGHTS_SEED)
+            model, _, preprocess = open_clip.create_model_and_transforms(
+                self.model_name,
+                pretrained=path,
+                precision=self.precision,
+                device=self.device,
+                cache_dir=self.cache_dir,
+                # Loading a tag's file by path skips open_clip's tag handling, so
+                # carry over what the tag knows about activation and preprocessing.
+                force_quick_gelu=bool(tag_cfg.get("quick_gelu", False)),
+                image_mean=tag_cfg.get("mean"),
+                image_std=tag_cfg.get("std"),
+                image_interpolation=tag_cfg.get("interpolation"),
+                image_resize_mode=tag_cfg.get("resize_mode"),
+            )
+        model.eval()
+        audio = self._load_audio_tower() if self.audio_tower_path else None
+        return _Loaded(model, preprocess, open_clip.get_tokenizer(self.model_name), audio)
+
+    def _check_audio_tower_exists(self) -> None:
+        if not os.path.isfile(self.audio_tower_path):
+            raise WeightsNotFound(
+                f"space {self.name!r}: audio tower checkpoint {self.audio_tower_path!r} does not exist; "
+                "train one with `python -m encoders.train_audio` and set "
+                f"SEARCH_SPACES[{self.name!r}]['OPTIONS']['audio_tower'] to its path"
+            )
+
+    def _clip_sha256(self) -> str:
+        """Hash of the CLIP weights file ("random" without one); hashed once."""
+        with self._lock:
+            if self._clip_digest is None:
+                path = self.weights_path()
+                self._clip_digest = sha256_file(path) if path else "random"
+            return self._clip_digest
+
+    def _load_audio_tower(self) -> AudioTower:
+        self._check_audio_tower_exists()
+        loaded = load_tower(self.audio_tower_path, self.device)
+        clip_sha = self._clip_sha256()
+        # A tower only lives in the space of the text tower it was trained
+        # against; pairing it with other weights gives plausible-looking garbage.
+        if loaded.clip_model != self.model_name or loaded.clip_weights_sha256 != clip_sha:
+            raise EncoderError(
+                f"space {self.name!r}: audio tower {self.audio_tower_path} was trained for "
+                f"{loaded.clip_model} weights sha256={loaded.clip_weights_sha256[:16]}, not "
+                f"{self.model_name} sha256={clip_sha[:16]}; retrain it with encoders.train_audio"
+            )
+        return loaded.tower
+
+    @property
+    def identity(self) -> str:
+        if self._identity is None:
+            digest = self._clip_sha256()
+            parts = [
+                "open_clip",
+                self.model_name,
+                f"sha256={digest[:16]}" if digest != "random" else f"random-seed{RANDOM_WEIGHTS_SEED}",
+                f"pre={PREPROCESS_VERSION}",
+            ]
+            if self.audio_tower_path:
+                self._check_audio_tower_exists()
+                parts.append(f"audio-sha256={sha256_file(self.audio_tower_path)[:16]}")
+            self._identity = ":".join(parts)
+        return self._identity
+
+    # ------------------------------------------------------------------ encoding
+
+    def _batches(self, n: int):
+        return (slice(i, i + self.batch_size) for i in range(0, n, self.batch_size))
+
+    def _encode_texts(self, texts: list[str]) -> np.ndarray:
+        loaded = self._load()
+        out = []
+        with torch.inference_mode():
+            for batch in self._batches(len(texts)):
+                tokens = loaded.tokenizer(texts[batch]).to(self.device)
+                out.append(loaded.model.encode_text(tokens).float().cpu().numpy())
+        return np.concatenate(out)
+
+    def _encode_images(self, images: list[Image.Image]) -> np.ndarray:
+        loaded = self._load()
+        out = []
+        with torch.inference_mode():
+            for batch in self._batches(len(images)):
+                pixels = []
+                for offset, image in enumerate(images[batch], start=batch.start):
+                    try:
+                        pixels.append(loaded.preprocess(image.convert("RGB")))
+                    except (OSError, SyntaxError, ValueError) as exc:
+                        raise ImageDecodeError(f"image {offset} cannot be decoded ({exc})") from exc
+                tensor = torch.stack(pixels).to(self.device)
+                out.append(loaded.model.encode_image(tensor).float().cpu().numpy())
+        return np.concatenate(out)
+
+    def _encode_audio_windows(self, clips: list[AudioClip]) -> list[tuple[np.ndarray, list[tuple[float, float]]]]:
+        tower = self._load().audio
+        cfg = tower.config.frontend
+        per_clip = [frontend.features(wave, sr, cfg) for wave, sr in clips]
+        # Windows of all clips are batched together: a long recording and many
+        # short ones cost the same number of forward passes per window.
+        mels = np.concatenate([mel for mel, _ in per_clip])
+        vectors = []
+        with torch.inference_mode():
+            for batch in self._batches(len(mels)):
+                vectors.append(tower(torch.from_numpy(mels[batch]).to(self.device)).float().cpu().numpy())
+        flat = np.concatenate(vectors)
+        results, start = [], 0
+        for mel, spans in per_clip:
+            results.append((flat[start : start + len(mel)], spans))
+            start += len(mel)
+        return results
