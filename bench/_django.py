@@ -11,7 +11,11 @@ DOCS = ROOT / "docs" / "benchmarks"
 
 
 def setup(db_name: str = "bench_search") -> Path:
-    """Configure Django against its own database on the embedded server; returns the media folder."""
+    """Configure Django against a fresh database of its own on the embedded server; returns the media folder.
+
+    Each benchmark starts from an empty database: nothing an earlier run (or an earlier model) left
+    behind can skew its figures or meet a refused encoder identity.
+    """
     sys.path.insert(0, str(ROOT))
     media = Path(tempfile.mkdtemp(prefix="bench-media-"))
     os.environ.setdefault("SEARCH_DB_NAME", db_name)
@@ -21,6 +25,10 @@ def setup(db_name: str = "bench_search") -> Path:
     from django.core.management import call_command
 
     django.setup()
+    from django.db import connection
+
+    with connection._nodb_cursor() as cursor:
+        cursor.execute(f'DROP DATABASE IF EXISTS "{connection.settings_dict["NAME"]}" WITH (FORCE)')
     call_command("migrate", verbosity=0)
     return media
 

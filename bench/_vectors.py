@@ -323,11 +323,12 @@ def product_sql(space, vector, filters=None, *, limit: int = 10, exact: bool = F
 
 
 def precheck_sql(space, vector, filters) -> tuple[str, list] | None:
-    """The count vector_ranking runs first for a filtered query, to choose an exact scan for a selective filter."""
+    """The row estimate vector_ranking asks the planner for first on a filtered query, to choose an
+    exact scan for a selective filter."""
     from search.searching import vector_ranking
 
     statements = capture(lambda: vector_ranking(space, vector, filters, 10))
-    counts = [(sql, params) for sql, params in statements if sql.startswith("SELECT count(*)")]
+    counts = [(sql, params) for sql, params in statements if sql.startswith("EXPLAIN")]
     return counts[0] if counts else None
 
 

@@ -100,10 +100,6 @@ def main() -> None:
     if not args.assemble_only:
         env = {**os.environ}
         env.setdefault("SEARCH_DB_NAME", "bench_search")
-        # The bench database outlives model changes: bring its copy of the default space to the configured model
-        # (re-embedding what an earlier run left there), or a benchmark would meet a refused encoder identity.
-        subprocess.call([sys.executable, str(ROOT / "manage.py"), "embed", "--reset", "--verbosity", "0"],
-                        cwd=ROOT, env=env)
         for name in chosen:
             script = BENCH / BENCHMARKS[name]
             if not script.exists():

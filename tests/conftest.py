@@ -35,6 +35,8 @@ def run_manage(*args: str, env: dict | None = None, timeout: int = 120):
     import subprocess
 
     full_env = {**os.environ, **(env or {})}
+    # The browser tests allow sync ORM calls from Playwright's event loop in this process only.
+    full_env.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
     return subprocess.run(
         [sys.executable, str(ROOT / "manage.py"), *args],
         cwd=ROOT, env=full_env, capture_output=True, text=True, timeout=timeout,
