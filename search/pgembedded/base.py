@@ -5,6 +5,7 @@ anything else that never touches the database from spawning PostgreSQL. The appl
 database is created on first use too, so a fresh checkout needs no set-up step.
 """
 
+import contextlib
 from pathlib import Path
 
 import psycopg
@@ -35,8 +36,7 @@ class DatabaseWrapper(base.DatabaseWrapper):
         admin = {key: value for key, value in conn_params.items() if key in {"host", "user", "port"}}
         with psycopg.connect(dbname="postgres", autocommit=True, **admin) as conn:
             exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [conn_params["dbname"]]).fetchone()
+            # Another process may create it between our check and our CREATE: that is success too.
             if not exists:
-                try:
+                with contextlib.suppress(psycopg.errors.DuplicateDatabase):
                     conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(conn_params["dbname"])))
-                except psycopg.errors.DuplicateDatabase:
-                    pass  # another process created it between our check and our CREATE
