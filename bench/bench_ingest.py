@@ -137,8 +137,9 @@ Overhead of validation, hashing, thumbnails, storage and database over raw encod
 The demo model encodes an image in {1000 / raw:.2f} ms, so the fixed work per item (sniff, hash, full
 decode, a thumbnail, two file writes, the row and its vector: {overhead_ms:.2f} ms) is
 {overhead_ms * raw / 1000:.1f}x its cost. The same per-item overhead against ViT-B-32, measured here
-at {vit_ms:.1f} ms per image, is **{overhead_ms / vit_ms:+.1%}**. Closing the gap for the demo model would need the storage work to run
-in a second thread alongside encoding (2 cores here) and thumbnails skipped for images already small.
+at {vit_ms:.1f} ms per image, is **{overhead_ms / vit_ms:+.1%}**. Closing the gap for the demo model
+would need the storage work to run in a second thread alongside encoding (2 cores here) and
+thumbnails skipped for images already small.
 
 Vector insert alone (binary COPY, dimension {space.dimension}, {args.vectors:,} vectors):
 

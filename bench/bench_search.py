@@ -248,8 +248,8 @@ def main() -> None:
         f"- The service's SQL time ({service_sql:.2f} ms p50) is {service_sql / bare_p50:.1f}x the bare k-NN "
         f"statements ({bare_p50:.2f} ms). One search sends {len(sent)} statements: per target modality the "
         f"planner's row estimate for the modality filter (EXPLAIN, to choose an exact scan below "
-        f"{settings.SEARCH_EXACT_BELOW:,} rows), three SET LOCAL of the index knobs inside a transaction and the k-NN statement; then the pinned "
-        "check and loading the hits (table above).",
+        f"{settings.SEARCH_EXACT_BELOW:,} rows), three SET LOCAL of the index knobs inside a transaction and "
+        "the k-NN statement; then the pinned check and loading the hits (table above).",
         f"- Every {settings.SEARCH_CENTROID_TTL} s one query also recomputes the modality centroids the scores are "
         f"calibrated against: {sum(centroid_ms):.0f} ms for {len(centroid_ms)} modalities over "
         f"{total_vectors:,} vectors (an average over every vector of the modality), which lands in the p99.",
