@@ -43,8 +43,9 @@ def machine() -> str:
     )
 
 
-def write_fragment(name: str, text: str) -> Path:
-    DOCS.mkdir(parents=True, exist_ok=True)
-    path = DOCS / name
+def write_fragment(name: str, text: str, out: str | None = None) -> Path:
+    """Write a report to docs/benchmarks/<name>, or to `out` (smoke runs point it at a scratch folder)."""
+    path = Path(out) if out else DOCS / name
+    path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(text)
     return path

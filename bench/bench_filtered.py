@@ -258,10 +258,7 @@ def main() -> None:
     report = "\n".join(report)
     print(report)
     if args.out or not args.quick:
-        path = Path(args.out) if args.out else _django.DOCS / "filtered.md"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(report)
-        print(f"wrote {path}")
+        print(f"wrote {_django.write_fragment('filtered.md', report, args.out)}")
 
 
 if __name__ == "__main__":

@@ -258,10 +258,7 @@ def main() -> None:
     ])
     print(report)
     if args.out or not args.quick:
-        path = Path(args.out) if args.out else _django.DOCS / "search.md"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(report)
-        print(f"wrote {path}")
+        print(f"wrote {_django.write_fragment('search.md', report, args.out)}")
     bare.connection.close()
     _vectors.drop_items(COLLECTION, space)
     searching.clear_centroids()

@@ -18,7 +18,7 @@ from django.utils.html import format_html, format_html_join
 from django.utils.text import Truncator
 
 from encoders.base import EncoderError
-from search import spaces
+from search import access, spaces
 from search.backfill import embed_space, items_to_embed
 from search.evaluation import latest_evaluation
 from search.forms import ItemActionForm, ItemUploadForm, split_tags
@@ -195,7 +195,7 @@ class ItemAdmin(admin.ModelAdmin):
     @admin.display(description="Nearest neighbours")
     def neighbours(self, item):
         try:
-            hits = more_like_this(item.pk, k=NEIGHBOURS).hits
+            hits = more_like_this(item.pk, k=NEIGHBOURS, viewer=access.CURATOR).hits
         except (QueryError, EncoderError, SpaceIdentityMismatch) as exc:
             return str(exc)
         return _hit_strip(hits) if hits else "No other items yet."
@@ -203,7 +203,7 @@ class ItemAdmin(admin.ModelAdmin):
     @admin.display(description="Near-duplicates")
     def duplicates(self, item):
         try:
-            hits = near_duplicates(item.pk, threshold=DUPLICATE_DISTANCE)
+            hits = near_duplicates(item.pk, threshold=DUPLICATE_DISTANCE, viewer=access.CURATOR)
         except (QueryError, EncoderError, SpaceIdentityMismatch) as exc:
             return str(exc)
         if not hits:
@@ -216,19 +216,19 @@ class ItemAdmin(admin.ModelAdmin):
         count = queryset.update(**fields, updated_at=timezone.now())
         self.message_user(request, f"{verb} {count} item{'s' if count != 1 else ''}.", messages.SUCCESS)
 
-    @admin.action(description="Hide from search")
+    @admin.action(description="Hide from search", permissions=["change"])
     def hide(self, request, queryset):
         self._set(request, queryset, "Hid", hidden=True)
 
-    @admin.action(description="Show in search again (unhide)")
+    @admin.action(description="Show in search again (unhide)", permissions=["change"])
     def unhide(self, request, queryset):
         self._set(request, queryset, "Unhid", hidden=False)
 
-    @admin.action(description="Pin to the top of relevant results")
+    @admin.action(description="Pin to the top of relevant results", permissions=["change"])
     def pin(self, request, queryset):
         self._set(request, queryset, "Pinned", pinned=True)
 
-    @admin.action(description="Unpin")
+    @admin.action(description="Unpin", permissions=["change"])
     def unpin(self, request, queryset):
         self._set(request, queryset, "Unpinned", pinned=False)
 
@@ -240,7 +240,7 @@ class ItemAdmin(admin.ModelAdmin):
             return None
         return value
 
-    @admin.action(description="Add a tag (type it in the box)")
+    @admin.action(description="Add a tag (type it in the box)", permissions=["change"])
     def add_tag(self, request, queryset):
         value = self._action_value(request, "tag")
         if value is None:
@@ -256,7 +256,7 @@ class ItemAdmin(admin.ModelAdmin):
         Item.objects.bulk_update(changed, ["tags", "updated_at"])
         self.message_user(request, f"Tagged {len(changed)} item(s) with {', '.join(tags)}.", messages.SUCCESS)
 
-    @admin.action(description="Remove a tag (type it in the box)")
+    @admin.action(description="Remove a tag (type it in the box)", permissions=["change"])
     def remove_tag(self, request, queryset):
         value = self._action_value(request, "tag")
         if value is None:
@@ -272,13 +272,13 @@ class ItemAdmin(admin.ModelAdmin):
         self.message_user(request, f"Removed {', '.join(sorted(tags))} from {len(changed)} item(s).",
                           messages.SUCCESS)
 
-    @admin.action(description="Set the collection (type it in the box)")
+    @admin.action(description="Set the collection (type it in the box)", permissions=["change"])
     def set_collection(self, request, queryset):
         value = self._action_value(request, "collection")
         if value is not None:
             self._set(request, queryset, f"Moved into “{value[:100]}”:", collection=value[:100])
 
-    @admin.action(description="Re-embed (compute the vectors again)")
+    @admin.action(description="Re-embed (compute the vectors again)", permissions=["change"])
     def reembed_items(self, request, queryset):
         try:
             counts = reembed(queryset)
@@ -383,7 +383,7 @@ class EmbeddingSpaceAdmin(admin.ModelAdmin):
     def configured(self, space):
         return space.name in spaces.configured_names()
 
-    @admin.action(description="Backfill: embed the items missing a vector")
+    @admin.action(description="Backfill: embed the items missing a vector", permissions=["change"])
     def backfill(self, request, queryset):
         for space in queryset:
             if space.name not in spaces.configured_names():

@@ -13,6 +13,11 @@ def _api_or_page(request, status: int, message: str, template: str):
         return HttpResponse(message, status=status, content_type="text/plain; charset=utf-8")
 
 
+def bad_request(request, exception=None):
+    # Django raises these (too many fields, a malformed multipart body) before any view runs.
+    return _api_or_page(request, 400, "the request could not be understood", "400.html")
+
+
 def not_found(request, exception=None):
     return _api_or_page(request, 404, "not found", "404.html")
 

@@ -1,17 +1,17 @@
 """Forms of the web UI and the admin: they turn what people type and upload into service calls."""
 
-import json
-
 from django import forms
 from django.conf import settings
 from django.contrib.admin.helpers import ActionForm
 from django.core.exceptions import ValidationError
 from django.urls import reverse
 from django.utils.html import format_html
+from django.utils.text import capfirst
 
 from encoders.base import EncoderError
+from search import jsoninput
 from search.ingest import Ingester, IngestInput
-from search.media import MediaRejected
+from search.media import MediaRejected, formats
 from search.models import Item, Modality
 from search.queries import QueryError, QueryPart
 from search.searching import Filters, SearchRequest
@@ -33,6 +33,8 @@ class ItemIdsField(forms.Field):
         if not value:
             return []
         values = value if isinstance(value, list | tuple) else [value]
+        if len(values) > settings.SEARCH_MAX_QUERY_PARTS:
+            raise ValidationError(f"a query has at most {settings.SEARCH_MAX_QUERY_PARTS} parts")
         try:
             ids = [int(v) for v in values]
         except (TypeError, ValueError):
@@ -74,18 +76,20 @@ class SearchForm(forms.Form):
         if not raw:
             return []
         try:
-            chips = json.loads(raw)
-        except ValueError:
-            raise ValidationError("the query parts are not valid JSON") from None
+            chips = jsoninput.loads(raw)
+        except jsoninput.UntrustedJSONError as exc:
+            raise ValidationError(f"the query parts are not valid JSON: {exc}") from None
         if not isinstance(chips, list):
             raise ValidationError("the query parts must be a list")
+        if len(chips) > settings.SEARCH_MAX_QUERY_PARTS:
+            raise ValidationError(f"a query has at most {settings.SEARCH_MAX_QUERY_PARTS} parts")
         parts = []
         for chip in chips:
             if not isinstance(chip, dict):
                 raise ValidationError("each query part must be an object")
             try:
                 weight = float(chip.get("weight", 1.0))
-            except (TypeError, ValueError):
+            except (TypeError, ValueError, OverflowError):
                 raise ValidationError("each weight must be a number") from None
             if "text" in chip:
                 if "\x00" in str(chip["text"]):
@@ -149,8 +153,7 @@ class ItemUploadForm(forms.ModelForm):
     is reported on the form like any other invalid input, and nothing is stored.
     """
 
-    file = forms.FileField(required=False, help_text="An image (PNG, JPEG, GIF, WebP) or a sound (WAV, FLAC, "
-                                                     "Ogg, MP3).")
+    file = forms.FileField(required=False, help_text=capfirst(formats.describe()) + ".")
     text = forms.CharField(required=False, widget=forms.Textarea(attrs={"rows": 4}),
                            help_text="Or, instead of a file, the text of a text item.")
     title = forms.CharField(required=False, max_length=300)

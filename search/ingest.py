@@ -11,9 +11,11 @@ are swept by `sweep_orphan_files`. An item whose encoding fails is stored with s
 
 import hashlib
 import logging
+import multiprocessing
 import time
-from collections import defaultdict
+from collections import defaultdict, deque
 from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -34,6 +36,7 @@ from search.media import (
     thumbnail_png,
     waveform_png,
 )
+from search.media import worker as media_worker
 from search.models import EmbeddingSpace, EmbeddingStatus, Item, media_path, preview_path
 
 logger = logging.getLogger(__name__)
@@ -77,7 +80,19 @@ class _Pending:
     errors: list[str] = field(default_factory=list)
 
 
-def _clean_tags(tags: Iterable[str]) -> list[str]:
+@dataclass
+class _Batch:
+    """One batch between `_start_batch` (hashed, deduplicated, decoding) and `_finish_batch`."""
+
+    sources: list[IngestInput]
+    results: dict[int, IngestOutcome] = field(default_factory=dict)
+    fresh: list[tuple[int, _Pending]] = field(default_factory=list)
+    jobs: dict[int, Future] = field(default_factory=dict)  # index -> its decode in a pool worker
+    first_of: dict[str, int] = field(default_factory=dict)
+    twins: dict[int, str] = field(default_factory=dict)  # a content repeated within the batch -> its sha
+
+
+def clean_tags(tags: Iterable[str]) -> list[str]:
     seen: dict[str, None] = {}
     for tag in tags or ():
         tag = str(tag).strip().lower()[:64]
@@ -94,11 +109,14 @@ def _content_sha(source: IngestInput) -> str:
     return hashlib.sha256(source.data).hexdigest()
 
 
-def _prepare(source: IngestInput) -> _Pending:
-    """Validate one input into an unsaved Item plus the encoder's input; raises MediaRejected."""
+def _prepare(source: IngestInput, media: PreparedMedia | None = None, digest: str | None = None) -> _Pending:
+    """Validate one input into an unsaved Item plus the encoder's input; raises MediaRejected.
+
+    `media`: the file already decoded (by a pool worker, which sends it back without its bytes).
+    """
     common = {
         "title": (source.title or "").strip()[:300],
-        "tags": _clean_tags(source.tags),
+        "tags": clean_tags(source.tags),
         "collection": (source.collection or "").strip()[:100],
         "metadata": source.metadata or {},
         "owner_id": source.owner_id,
@@ -110,26 +128,49 @@ def _prepare(source: IngestInput) -> _Pending:
         item = Item(modality="text", text=text, sha256=text_sha256(text), mime_type="text/plain",
                     byte_size=len(text.encode("utf-8")), **common)
         return _Pending(source, item, text, None)
-    media = prepare_media(source.data)
+    if media is None:
+        media = prepare_media(source.data, digest=digest)
+    else:
+        media.data = source.data
     caption = clean_text(source.caption, what="caption") if (source.caption or "").strip() else ""
+    # What the file says (camera, lens, frames, pages) under what the uploader says.
+    common["metadata"] = {**media.metadata, **common["metadata"]}
     item = Item(
         modality=media.modality, text=caption, sha256=media.sha256, mime_type=media.mime_type,
         byte_size=len(media.data), width=media.width, height=media.height, duration=media.duration,
-        sample_rate=media.sample_rate, **common,
+        sample_rate=media.source_sample_rate, taken_at=media.taken_at, **common,
     )
     content = media.image if media.modality == "image" else (media.waveform, media.sample_rate)
     return _Pending(source, item, content, media)
 
 
 class Ingester:
-    """Holds the configured spaces for a run; use one per command or request."""
+    """Holds the configured spaces for a run; use one per command or request.
 
-    def __init__(self, batch_size: int | None = None):
+    `workers` > 0 (the bulk command): files are decoded and validated in that many worker
+    processes while this process encodes and writes the previous batch. Outcomes keep the input
+    order, at most two batches are in memory, and storing is unchanged (so is kill -9 safety).
+    """
+
+    def __init__(self, batch_size: int | None = None, workers: int = 0):
         self.batch_size = batch_size or settings.SEARCH_INGEST_BATCH_SIZE
+        self.workers = workers
+        self._pool: ProcessPoolExecutor | None = None
         self.targets: list[tuple[EmbeddingSpace, object]] = []
         for name in settings.SEARCH_SPACES:
             space = spaces.register(name)
             self.targets.append((space, spaces.get_encoder(name)))
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc_info):
+        self.close()
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+            self._pool = None
 
     def ingest(self, source: IngestInput) -> IngestOutcome:
         """Store one input; a rejected input raises MediaRejected and stores nothing."""
@@ -144,65 +185,104 @@ class Ingester:
         on_outcome: Callable[[IngestOutcome], None] | None = None,
     ) -> list[IngestOutcome]:
         outcomes: list[IngestOutcome] = []
+        started: deque[_Batch] = deque()
+        # With a pool, the next batch decodes in the workers while this one encodes and stores.
+        lookahead = 1 if self.workers > 0 else 0
         batch: list[IngestInput] = []
 
-        def flush():
-            for outcome in self._ingest_batch(batch, raise_rejections):
+        def finish_oldest():
+            for outcome in self._finish_batch(started.popleft(), raise_rejections):
                 outcomes.append(outcome)
                 if on_outcome:
                     on_outcome(outcome)
-            batch.clear()
 
-        for source in sources:
-            batch.append(source)
-            if len(batch) >= self.batch_size:
-                flush()
-        if batch:
-            flush()
+        try:
+            for source in sources:
+                batch.append(source)
+                if len(batch) >= self.batch_size:
+                    started.append(self._start_batch(batch, raise_rejections))
+                    batch = []
+                    while len(started) > lookahead:
+                        finish_oldest()
+            if batch:
+                started.append(self._start_batch(batch, raise_rejections))
+            while started:
+                finish_oldest()
+        finally:
+            for unfinished in started:
+                for job in unfinished.jobs.values():
+                    job.cancel()
         return outcomes
 
-    # The batch pipeline: validate -> dedupe -> encode -> store.
-    def _ingest_batch(self, sources: list[IngestInput], raise_rejections: bool) -> list[IngestOutcome]:
-        results: dict[int, IngestOutcome] = {}
-
-        def reject(index: int, exc: MediaRejected) -> None:
-            if raise_rejections:
-                raise exc
-            results[index] = IngestOutcome(sources[index].source, "failed", error=str(exc), code=exc.code)
-
+    # The batch pipeline: hash -> dedupe -> decode (here or in the pool) -> encode -> store.
+    def _start_batch(self, sources: list[IngestInput], raise_rejections: bool) -> _Batch:
+        batch = _Batch(sources)
         # Hash first, decode later: a re-run over already stored files costs a hash per file, not a decode.
         shas: dict[int, str] = {}
         for index, source in enumerate(sources):
             try:
                 shas[index] = _content_sha(source)
             except MediaRejected as exc:
-                reject(index, exc)
+                self._reject(batch, index, exc, raise_rejections)
         existing = Item.objects.in_bulk(set(shas.values()), field_name="sha256")
-        fresh: list[tuple[int, _Pending]] = []
-        first_of: dict[str, int] = {}
-        twins: dict[int, str] = {}  # a content repeated within the batch -> its sha
+        pool = self._decoder_pool()
         for index, sha in shas.items():
             if sha in existing:
-                results[index] = IngestOutcome(sources[index].source, "present", item=existing[sha])
-            elif sha in first_of:
-                twins[index] = sha
+                batch.results[index] = IngestOutcome(sources[index].source, "present", item=existing[sha])
+            elif sha in batch.first_of:
+                batch.twins[index] = sha
             else:
+                batch.first_of[sha] = index
+                if pool is not None and sources[index].data is not None:
+                    batch.jobs[index] = pool.submit(media_worker.decode, sources[index].data, sha)
+                    continue
                 try:
-                    fresh.append((index, _prepare(sources[index])))
-                    first_of[sha] = index
+                    batch.fresh.append((index, _prepare(sources[index], digest=sha)))
                 except MediaRejected as exc:
-                    reject(index, exc)
+                    self._reject(batch, index, exc, raise_rejections)
+        return batch
 
+    def _finish_batch(self, batch: _Batch, raise_rejections: bool) -> list[IngestOutcome]:
+        sources, results = batch.sources, batch.results
+        for index, job in sorted(batch.jobs.items()):
+            decoded = job.result()
+            try:
+                if isinstance(decoded, MediaRejected):
+                    raise decoded
+                batch.fresh.append((index, _prepare(sources[index], decoded)))
+            except MediaRejected as exc:
+                self._reject(batch, index, exc, raise_rejections)
+        batch.jobs.clear()
+        fresh = sorted(batch.fresh, key=lambda pair: pair[0])
         self._encode(entry for _, entry in fresh)
         for (index, _), outcome in zip(fresh, self._store([entry for _, entry in fresh]), strict=True):
             results[index] = outcome
-        for index, sha in twins.items():
-            twin = results.get(first_of[sha])
+        for index, sha in batch.twins.items():
+            twin = results.get(batch.first_of[sha])
             if twin is not None and twin.status == "failed":
                 results[index] = IngestOutcome(sources[index].source, "failed", error=twin.error, code=twin.code)
             else:
                 results[index] = IngestOutcome(sources[index].source, "present", item=twin.item if twin else None)
         return [results[index] for index in range(len(sources))]
+
+    @staticmethod
+    def _reject(batch: _Batch, index: int, exc: MediaRejected, raise_rejections: bool) -> None:
+        if raise_rejections:
+            raise exc
+        batch.results[index] = IngestOutcome(batch.sources[index].source, "failed", error=str(exc), code=exc.code)
+
+    def _decoder_pool(self) -> ProcessPoolExecutor | None:
+        if self.workers <= 0:
+            return None
+        if self._pool is None:
+            # "spawn": a forked child would share this process's database connections and torch threads.
+            overrides = {name: getattr(settings, name) for name in dir(settings)
+                         if name.startswith(("SEARCH_MAX_", "SEARCH_AUDIO_", "SEARCH_IMAGE_", "SEARCH_STORE_"))}
+            self._pool = ProcessPoolExecutor(
+                max_workers=self.workers, mp_context=multiprocessing.get_context("spawn"),
+                initializer=media_worker.init_worker, initargs=(overrides,),
+            )
+        return self._pool
 
     def _encode(self, entries: Iterable[_Pending]) -> None:
         by_modality: dict[str, list[_Pending]] = defaultdict(list)
@@ -276,7 +356,9 @@ def _write_files(entry: _Pending) -> list[str]:
     item = entry.item
     written = []
     name = media_path(item, f"upload.{media.extension}")
-    preview = thumbnail_png(media.image) if media.modality == "image" else waveform_png(media.waveform)
+    preview = media.preview or (
+        thumbnail_png(media.image) if media.modality == "image" else waveform_png(media.waveform)
+    )
     for field_name, target, payload in (("media", name, media.data), ("preview", preview_path(item, ""), preview)):
         if not default_storage.exists(target):
             saved = default_storage.save(target, ContentFile(payload))

@@ -3,8 +3,10 @@
 import logging
 
 from django.conf import settings
-from django.db import DatabaseError, InterfaceError, OperationalError
+from django.core.exceptions import RequestDataTooBig, TooManyFieldsSent, TooManyFilesSent
+from django.db import DatabaseError, InterfaceError
 from django.http import HttpResponse, JsonResponse
+from django.utils.html import escape
 
 from search.uploads import UploadTooLarge
 
@@ -21,7 +23,8 @@ def _wants_json(request) -> bool:
 def _error(request, status: int, message: str):
     if _wants_json(request):
         return JsonResponse({"detail": message}, status=status)
-    response = HttpResponse(f"<!doctype html><title>{status}</title><p>{message}</p>", status=status)
+    # Messages may quote what the client sent (a file name): escaped like everything else on a page.
+    response = HttpResponse(f"<!doctype html><title>{status}</title><p>{escape(message)}</p>", status=status)
     response["Content-Type"] = "text/html; charset=utf-8"
     return response
 
@@ -51,9 +54,32 @@ class RequestGuardMiddleware:
         return self.get_response(request)
 
 
+# SQLSTATE classes that mean the request carried something the database refuses (a malformed array
+# literal, a text too long for a tsvector, a duplicate key): the client's fault, answered with 400.
+REQUEST_FAULT_CLASSES = ("22", "23", "54")
+
+
+def _sqlstate(exception) -> str | None:
+    cause = exception.__cause__
+    return getattr(cause, "sqlstate", None) or getattr(exception, "sqlstate", None)
+
+
+def database_unavailable(exception) -> bool:
+    """A lost or refused connection (no SQLSTATE, or class 08/53/57), as opposed to a refused statement."""
+    if isinstance(exception, InterfaceError):
+        return True
+    if not isinstance(exception, DatabaseError):
+        return False
+    state = _sqlstate(exception)
+    if state is None:
+        return "connection" in str(exception).lower() or type(exception).__name__ == "OperationalError"
+    return state[:2] in ("08", "53", "57")
+
+
 class ErrorMappingMiddleware:
     """Errors raised inside views that deserve a clear 4xx/5xx instead of a 500: an upload cut off
-    past the cap (413), and a database that is down (503; the next request reconnects)."""
+    past the cap (413), a body or form too large or with too many fields (413/400), a value the
+    database refuses (400), and a database that is down (503; the next request reconnects)."""
 
     def __init__(self, get_response):
         self.get_response = get_response
@@ -64,9 +90,18 @@ class ErrorMappingMiddleware:
     def process_exception(self, request, exception):
         if isinstance(exception, UploadTooLarge):
             return _error(request, 413, str(exception))
-        if isinstance(exception, (OperationalError, InterfaceError)) or (
-            isinstance(exception, DatabaseError) and "connection" in str(exception).lower()
-        ):
+        if isinstance(exception, RequestDataTooBig):
+            return _error(request, 413, f"the request's form data is larger than "
+                                        f"{settings.DATA_UPLOAD_MAX_MEMORY_SIZE:,} bytes")
+        if isinstance(exception, TooManyFieldsSent | TooManyFilesSent):
+            return _error(request, 400, "the request has too many form fields or files")
+        if isinstance(exception, DatabaseError) and (_sqlstate(exception) or "")[:2] in REQUEST_FAULT_CLASSES:
+            first_line = str(exception).splitlines()[0] if str(exception) else type(exception).__name__
+            logger.warning("refused by the database: %s", first_line)
+            # The database's own words stay in the log: they name tables and columns.
+            return _error(request, 400, "the request holds a value the database cannot accept "
+                                        "(a malformed list, a text too long to index, a duplicate)")
+        if database_unavailable(exception):
             first_line = str(exception).splitlines()[0] if str(exception) else repr(exception)
             logger.error("database unavailable: %s", first_line)
             from django.db import connections

@@ -53,6 +53,8 @@ class Item(models.Model):
     height = models.PositiveIntegerField(null=True, blank=True)
     duration = models.FloatField(null=True, blank=True, help_text="seconds")
     sample_rate = models.PositiveIntegerField(null=True, blank=True)
+    # When a photo was taken (EXIF DateTimeOriginal), for filtering and sorting by capture time.
+    taken_at = models.DateTimeField(null=True, blank=True)
     tags = ArrayField(models.CharField(max_length=64), default=list, blank=True)
     collection = models.CharField(max_length=100, blank=True)
     metadata = models.JSONField(default=dict, blank=True)
@@ -81,6 +83,7 @@ class Item(models.Model):
             models.Index(fields=["modality"], name="item_modality_idx"),
             models.Index(fields=["collection"], name="item_collection_idx"),
             models.Index(fields=["created_at"], name="item_created_idx"),
+            models.Index(fields=["taken_at"], name="item_taken_idx"),
             models.Index(fields=["embedding_status"], name="item_status_idx"),
             GinIndex(fields=["tags"], name="item_tags_gin"),
             GinIndex(fields=["metadata"], name="item_metadata_gin", opclasses=["jsonb_path_ops"]),

@@ -10,14 +10,18 @@ import numpy as np
 from django.conf import settings
 
 from encoders.base import EncoderError
-from search import spaces
+from search import jsoninput, spaces
 from search.embedding import encode_batch
-from search.media import MediaRejected, prepare_media
+from search.media import MediaRejected, MediaTooLarge, prepare_media
 from search.models import Embedding, EmbeddingSpace, Item
 
 
 class QueryError(ValueError):
     """A query that cannot be run, with a message for the person who wrote it."""
+
+
+class QueryFileTooLarge(QueryError, MediaTooLarge):
+    """A query file over a cap: a QueryError to the pages, a MediaTooLarge (413) to the API."""
 
 
 @dataclass
@@ -93,6 +97,8 @@ def validate_parts(parts: list[QueryPart]) -> None:
                 raise QueryError("a text part is empty")
             if len(part.text) > settings.SEARCH_MAX_QUERY_CHARS:
                 raise QueryError(f"query text is limited to {settings.SEARCH_MAX_QUERY_CHARS} characters")
+            if "\x00" in part.text or jsoninput.has_surrogates(part.text):
+                raise QueryError("query text must be valid Unicode without NUL characters")
     if all(part.weight == 0 for part in parts):
         raise QueryError("at least one part needs a non-zero weight")
     if all(part.weight <= 0 for part in parts):
@@ -125,9 +131,10 @@ def part_vector(space: EmbeddingSpace, part: QueryPart) -> np.ndarray:
         return embed_text(space, part.text)
     if part.data is not None:
         try:
-            media = prepare_media(part.data)
+            media = prepare_media(part.data, query=True)  # a query clip gets the short audio cap
         except MediaRejected as exc:
-            raise QueryError(f"the query file was refused: {exc}") from None
+            error = QueryFileTooLarge if isinstance(exc, MediaTooLarge) else QueryError
+            raise error(f"the query file was refused: {exc}") from None
         content = media.image if media.modality == "image" else (media.waveform, media.sample_rate)
         return _encode(space, media.modality, content)
     if part.item_id is not None:

@@ -10,14 +10,15 @@ import json
 import time
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
 import numpy as np
 from django.conf import settings
 from django.db import connection, transaction
 
-from search import knn, spaces
+from search import access, knn, spaces
 from search.models import EmbeddingSpace, Item, Modality
-from search.queries import QueryError, QueryPart, query_vector
+from search.queries import QueryError, QueryPart, query_vector, validate_parts
 
 MODES = ("vector", "hybrid", "lexical")
 RRF_K = 60  # the constant from Cormack et al.; dampens the head of each ranking
@@ -32,6 +33,8 @@ class Filters:
     metadata: dict = field(default_factory=dict)  # an item's metadata must contain this object
     created_after: datetime | None = None
     created_before: datetime | None = None
+    taken_after: datetime | None = None  # capture time (EXIF) of photos
+    taken_before: datetime | None = None
 
     def validate(self) -> None:
         unknown = set(self.modalities) - set(Modality.values)
@@ -61,12 +64,18 @@ class Filters:
         if self.created_before:
             clauses.append("i.created_at < %s")
             params.append(self.created_before)
+        if self.taken_after:
+            clauses.append("i.taken_at >= %s")
+            params.append(self.taken_after)
+        if self.taken_before:
+            clauses.append("i.taken_at < %s")
+            params.append(self.taken_before)
         return " AND ".join(clauses), params
 
     @property
     def narrowing(self) -> bool:
         return bool(self.modalities or self.tags or self.collection or self.metadata or self.created_after
-                    or self.created_before)
+                    or self.created_before or self.taken_after or self.taken_before)
 
 
 @dataclass
@@ -84,6 +93,9 @@ class SearchRequest:
     pin_min_similarity: float | None = None
     # Rank several target modalities on a common scale (see cross_modal_ranking); off = raw cosine.
     balance_modalities: bool = True
+    # The user the query runs for (None: anonymous). An item they may not see cannot be a query part:
+    # its neighbours would reveal it.
+    viewer: Any = None
 
 
 @dataclass
@@ -269,6 +281,7 @@ def cross_modal_ranking(space: EmbeddingSpace, vector: np.ndarray, filters: Filt
 
 def search(request: SearchRequest) -> SearchPage:
     _check_paging(request)
+    validate_parts(request.parts)
     space = resolve_space(request.space)
     timings: dict[str, float] = {}
     offset = (request.page - 1) * request.k
@@ -278,6 +291,7 @@ def search(request: SearchRequest) -> SearchPage:
     if request.mode != "vector" and not text:
         raise QueryError(f"{request.mode} search needs a text part to match words against")
 
+    _check_item_parts(request)
     started = time.perf_counter()
     vector = query_vector(space, request.parts) if request.mode != "lexical" else None
     timings["encode_ms"] = (time.perf_counter() - started) * 1000
@@ -338,6 +352,17 @@ def search(request: SearchRequest) -> SearchPage:
                       space=space.name, mode=request.mode, exact=exact, timings=timings)
 
 
+def _check_item_parts(request: SearchRequest) -> None:
+    """Items named as query parts must be ones the viewer may read; a hidden one is answered exactly as
+    a missing one, so ids cannot be probed."""
+    wanted = {part.item_id for part in request.parts if part.item_id is not None}
+    if not wanted:
+        return
+    found = set(access.visible(Item.objects.filter(pk__in=wanted), request.viewer).values_list("pk", flat=True))
+    for item_id in sorted(wanted - found):
+        raise QueryError(f"there is no item {item_id}")
+
+
 def _pinned_first(ordered, vector_ranks, lexical_ranks, request: SearchRequest):
     """Move pinned items that are relevant enough to the front, keeping both groups' order.
 
@@ -362,14 +387,14 @@ def _pinned_first(ordered, vector_ranks, lexical_ranks, request: SearchRequest):
 
 
 def more_like_this(item_id: int, *, k: int = 10, page: int = 1, filters: Filters | None = None,
-                   space: str | None = None) -> SearchPage:
+                   space: str | None = None, viewer=None) -> SearchPage:
     return search(SearchRequest(parts=[QueryPart(item_id=item_id)], filters=filters or Filters(), k=k, page=page,
-                                space=space, exclude_ids=[item_id]))
+                                space=space, exclude_ids=[item_id], viewer=viewer))
 
 
 def near_duplicates(item_id: int, *, threshold: float = 0.02, limit: int = 20,
-                    space: str | None = None) -> list[Hit]:
+                    space: str | None = None, viewer=None) -> list[Hit]:
     """Items within `threshold` cosine distance of this one, nearest first."""
     page = search(SearchRequest(parts=[QueryPart(item_id=item_id)], space=space, k=min(limit, settings.SEARCH_MAX_K),
-                                exclude_ids=[item_id], exact=True))
+                                exclude_ids=[item_id], exact=True, viewer=viewer))
     return [hit for hit in page.hits if hit.distance is not None and hit.distance <= threshold]

@@ -55,6 +55,8 @@ INSTALLED_APPS = [
     "django.contrib.contenttypes",
     "django.contrib.sessions",
     "django.contrib.messages",
+    # Before WhiteNoise: our runserver (a deeper listen backlog) extends WhiteNoise's.
+    "search",
     "whitenoise.runserver_nostatic",
     "django.contrib.staticfiles",
     "django.contrib.postgres",
@@ -62,7 +64,6 @@ INSTALLED_APPS = [
     "rest_framework.authtoken",
     "drf_spectacular",
     "drf_spectacular_sidecar",
-    "search",
 ]
 
 MIDDLEWARE = [
@@ -107,7 +108,26 @@ else:
         "USER": "postgres",
         "PGDATA": str(Path(env_str("SEARCH_PGDATA", str(VAR_DIR / "pgdata"))).resolve()),
     }
-_default_db["CONN_MAX_AGE"] = env_int("DJANGO_CONN_MAX_AGE", 60, minimum=0)
+# Django's own psycopg 3 connection pool: a request borrows a connection and gives it back when it ends,
+# so a burst of concurrent requests (one thread each under the development server) waits for one of
+# DJANGO_DB_POOL_MAX_SIZE connections instead of opening one per thread until PostgreSQL refuses
+# (its max_connections, 100 by default, is shared by every process: keep workers x max size below it;
+# `manage.py check` warns otherwise). DJANGO_DB_POOL=0 turns it off: then DJANGO_CONN_MAX_AGE applies.
+DB_POOL = env_bool("DJANGO_DB_POOL", True)
+if DB_POOL:
+    _default_db.setdefault("OPTIONS", {})["pool"] = {
+        "min_size": env_int("DJANGO_DB_POOL_MIN_SIZE", 1, minimum=0),
+        "max_size": env_int("DJANGO_DB_POOL_MAX_SIZE", 16, minimum=1),
+        # How long a request waits for a free connection before it gets a 503 with Retry-After.
+        "timeout": env_float("DJANGO_DB_POOL_TIMEOUT", 15.0),
+        # Connections idle this long are closed, down to min_size.
+        "max_idle": env_float("DJANGO_DB_POOL_MAX_IDLE", 120.0),
+    }
+    _default_db["CONN_MAX_AGE"] = 0  # the pool keeps connections; Django must hand them back
+else:
+    _default_db["CONN_MAX_AGE"] = env_int("DJANGO_CONN_MAX_AGE", 0, minimum=0)
+# Server processes sharing the database (gunicorn workers, say): the pool check multiplies by it.
+DB_SERVER_PROCESSES = env_int("DJANGO_DB_SERVER_PROCESSES", 1, minimum=1)
 _default_db["CONN_HEALTH_CHECKS"] = True
 _default_db["TEST"] = {"NAME": "test_" + _default_db["NAME"]}
 DATABASES = {"default": _default_db}
@@ -129,7 +149,7 @@ USE_TZ = True
 
 STATIC_URL = "static/"
 # collectstatic output, served by WhiteNoise in production; locally WhiteNoise serves from the app folders.
-STATIC_ROOT = BASE_DIR / "staticfiles" if PRODUCTION else None
+STATIC_ROOT = Path(env_str("DJANGO_STATIC_ROOT", str(BASE_DIR / "staticfiles"))).resolve() if PRODUCTION else None
 WHITENOISE_USE_FINDERS = not PRODUCTION
 STATICFILES_DIRS = [BASE_DIR / "search" / "static"]
 STORAGES = {
@@ -188,6 +208,14 @@ REST_FRAMEWORK = {
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.PageNumberPagination",
     "PAGE_SIZE": 20,
     "DEFAULT_THROTTLE_CLASSES": ["search.api.throttling.ScopedSettingsRateThrottle"],
+    "DEFAULT_PARSER_CLASSES": [
+        "search.api.parsers.JSONParser",
+        "rest_framework.parsers.FormParser",
+        "rest_framework.parsers.MultiPartParser",
+    ],
+    # How many proxies in front of the server append to X-Forwarded-For. 0 (the default): the header is
+    # ignored and the client is the socket's address, so no client can choose its throttling identity.
+    "NUM_PROXIES": env_int("SEARCH_NUM_PROXIES", 0, minimum=0),
     "EXCEPTION_HANDLER": "search.api.errors.exception_handler",
 }
 SPECTACULAR_SETTINGS = {
@@ -204,6 +232,13 @@ SPECTACULAR_SETTINGS = {
 
 SECURE_CONTENT_TYPE_NOSNIFF = True
 X_FRAME_OPTIONS = "DENY"
+# The page's script reads the token from a <meta> tag, never from the cookie.
+CSRF_COOKIE_HTTPONLY = True
+# Only a proxy that sets X-Forwarded-Proto (and strips it from clients) may make a request "secure".
+if env_bool("DJANGO_BEHIND_TLS_PROXY", False):
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+# Uploaders' usernames appear in the API and on item pages for curators only, unless this is on.
+SEARCH_SHOW_OWNERS = env_bool("SEARCH_SHOW_OWNERS", False)
 if PRODUCTION:
     SESSION_COOKIE_SECURE = True
     CSRF_COOKIE_SECURE = True
@@ -211,7 +246,6 @@ if PRODUCTION:
     SECURE_HSTS_SECONDS = env_int("DJANGO_HSTS_SECONDS", 31536000, minimum=0)
     SECURE_HSTS_INCLUDE_SUBDOMAINS = True
     SECURE_HSTS_PRELOAD = True
-    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 
 LOGGING = {
     "version": 1,
@@ -225,6 +259,21 @@ SEARCH_MAX_UPLOAD_BYTES = env_int("SEARCH_MAX_UPLOAD_BYTES", 50 * 1024 * 1024, m
 SEARCH_MAX_IMAGE_PIXELS = env_int("SEARCH_MAX_IMAGE_PIXELS", 40_000_000, minimum=1)
 SEARCH_MAX_AUDIO_SECONDS = env_int("SEARCH_MAX_AUDIO_SECONDS", 600, minimum=1)
 SEARCH_MAX_AUDIO_SAMPLE_RATE = env_int("SEARCH_MAX_AUDIO_SAMPLE_RATE", 192_000, minimum=8000)
+# Decoded samples (frames x channels), checked from the header: ten minutes of 48 kHz stereo. Decoding
+# and CPU scale with this, not with the file's size (silence compresses to almost nothing).
+SEARCH_MAX_AUDIO_SAMPLES = env_int("SEARCH_MAX_AUDIO_SAMPLES", 600 * 48_000 * 2, minimum=8000)
+SEARCH_MAX_AUDIO_CHANNELS = env_int("SEARCH_MAX_AUDIO_CHANNELS", 8, minimum=1)  # 7.1 surround
+# A query clip needs seconds, not the minutes a stored recording may last.
+SEARCH_MAX_QUERY_AUDIO_SECONDS = env_int("SEARCH_MAX_QUERY_AUDIO_SECONDS", 30, minimum=1)
+# Audio is decoded to mono at this rate at most (lower rates are kept): what the encoders' front ends
+# use (16 kHz for the demo and trained towers). Raise it for a model that listens above 8 kHz.
+SEARCH_AUDIO_ANALYSIS_RATE = env_int("SEARCH_AUDIO_ANALYSIS_RATE", 16_000, minimum=8000)
+# Images are decoded once at the smallest size whose shorter side is still at least this and whose
+# longer side still fills the 320-px thumbnail (a JPEG at 1/2..1/8 scale by libjpeg itself): the
+# encoders' input (64 px demo, 224 px ViT-B). Raise it for a model with a larger input (336, 448).
+SEARCH_IMAGE_DECODE_SIZE = env_int("SEARCH_IMAGE_DECODE_SIZE", 224, minimum=64)
+# GPS position from photos' EXIF goes into an item's metadata only when this is on (privacy by default).
+SEARCH_STORE_GPS = env_bool("SEARCH_STORE_GPS", False)
 SEARCH_MAX_TEXT_CHARS = env_int("SEARCH_MAX_TEXT_CHARS", 20_000, minimum=1)
 SEARCH_INGEST_BATCH_SIZE = env_int("SEARCH_INGEST_BATCH_SIZE", 32, minimum=1)
 # Requests may carry files up to the upload cap (plus form fields); Django's in-memory

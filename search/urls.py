@@ -14,5 +14,6 @@ urlpatterns = [
     path("api/", include("search.api.urls")),
 ]
 
+handler400 = "search.error_views.bad_request"
 handler404 = "search.error_views.not_found"
 handler500 = "search.error_views.server_error"

@@ -18,7 +18,7 @@ from django.utils.text import Truncator
 from django.views.decorators.http import require_GET, require_http_methods
 
 from encoders.base import EncoderError
-from search import projection, spaces
+from search import access, projection, spaces
 from search.forms import SearchForm
 from search.models import Item, Modality
 from search.queries import QueryError
@@ -26,9 +26,10 @@ from search.searching import Filters, Hit, SearchPage, more_like_this, search
 from search.spaces import SpaceIdentityMismatch
 
 # Media is only ever served as one of these types, whatever its file name says.
-SERVED_TYPES = {
-    "image/png", "image/jpeg", "image/webp", "image/gif",
-    "audio/wav", "audio/x-wav", "audio/flac", "audio/ogg", "audio/mpeg",
+SERVED_TYPES = {  # the types of search.media.formats.FORMATS, as mimetypes names them by extension
+    "image/png", "image/jpeg", "image/webp", "image/gif", "image/heic", "image/avif", "image/tiff", "image/bmp",
+    "image/jp2", "image/jxl",
+    "audio/wav", "audio/x-wav", "audio/flac", "audio/ogg", "audio/mpeg", "audio/mp4", "video/webm",
 }
 NEIGHBOURS = 6
 MODALITY_PLURALS = {Modality.IMAGE: "images", Modality.AUDIO: "sounds", Modality.TEXT: "texts"}
@@ -145,15 +146,17 @@ def _page_url(request, page: int) -> str:
 
 def _run_search(request, form: SearchForm) -> dict:
     """Search for the form and describe the outcome for the results templates."""
+    # The page still shows the message, but with a status that says what happened (for scripts and logs).
     if not form.is_valid():
-        return {"error": form.first_error()}
+        return {"error": form.first_error(), "status": 400}
     try:
         search_request = form.search_request()
+        search_request.viewer = request.user
         page: SearchPage = search(search_request)
     except QueryError as exc:
-        return {"error": str(exc)}
+        return {"error": str(exc), "status": 400}
     except (EncoderError, SpaceIdentityMismatch) as exc:
-        return {"error": f"search is unavailable right now: {exc}"}
+        return {"error": f"search is unavailable right now: {exc}", "status": 503}
     words = " ".join(p.text for p in search_request.parts if p.text and p.weight > 0)
     context = {
         "page": page,
@@ -173,7 +176,7 @@ def _like_chips(request, form: SearchForm) -> list[dict]:
     """The items of a "more like this" query, each with the URL that removes it."""
     if not form.is_valid() or not form.cleaned_data["like"]:
         return []
-    items = Item.objects.filter(hidden=False).in_bulk(form.cleaned_data["like"])
+    items = access.visible(Item.objects.all(), request.user).in_bulk(form.cleaned_data["like"])
     chips = []
     for item_id in form.cleaned_data["like"]:
         if item_id in items:
@@ -219,7 +222,7 @@ def home(request):
     context["suggestions"] = _suggestions()
     if form.has_query:
         context |= _run_search(request, form)
-    return render(request, "search/search.html", context)
+    return render(request, "search/search.html", context, status=context.get("status", 200))
 
 
 @require_http_methods(["GET", "POST"])
@@ -227,20 +230,19 @@ def results(request):
     """The results of a search as an HTML fragment, for the page's script (which may upload files)."""
     form = SearchForm(request.POST if request.method == "POST" else request.GET, request.FILES)
     context = _run_search(request, form) if form.has_query else {"error": ""}
-    response = render(request, "search/_results.html", context)
+    response = render(request, "search/_results.html", context, status=context.get("status", 200))
     response["Cache-Control"] = "no-store"
     return response
 
 
 def item_detail(request, pk: int):
-    item = get_object_or_404(Item, pk=pk)
-    if item.hidden and not request.user.is_staff:
-        raise Http404("no such item")
+    item = get_object_or_404(access.visible(Item.objects.all(), request.user), pk=pk)
     sections, error = [], ""
     # Its own kind first: a picture's nearest pictures, then the sounds and texts nearest to it.
     for modality in sorted(SHOWN_ORDER, key=lambda m: m != item.modality):
         try:
-            page = more_like_this(item.pk, filters=Filters(modalities=[modality.value]), k=NEIGHBOURS)
+            page = more_like_this(item.pk, filters=Filters(modalities=[modality.value]), k=NEIGHBOURS,
+                                  viewer=request.user)
         except QueryError as exc:
             error = str(exc)
             break
@@ -254,6 +256,7 @@ def item_detail(request, pk: int):
     return render(request, "search/item.html", {
         "item": item, "card": card, "sections": sections, "neighbours_error": error,
         "metadata": sorted(item.metadata.items()) if isinstance(item.metadata, dict) else [],
+        "show_owner": access.can_see_owner(request.user, item),
     })
 
 
@@ -293,7 +296,8 @@ def healthz(request):
     return JsonResponse({"status": "ok", "pgvector": row[0] if row else None})
 
 
-_RANGE = re.compile(r"bytes=(\d*)-(\d*)$")
+# At most 18 digits a side: a longer number is no file offset, and int() of thousands of digits is a 500.
+_RANGE = re.compile(r"bytes=(\d{0,18})-(\d{0,18})$")
 
 
 def _chunks(handle, length: int, chunk: int = 64 * 1024):
@@ -306,6 +310,17 @@ def _chunks(handle, length: int, chunk: int = 64 * 1024):
             yield data
 
 
+def _media_owner(path: str) -> Item | None:
+    """The item a media or preview path belongs to (paths are named by the content's sha256)."""
+    stem = os.path.splitext(os.path.basename(path))[0]
+    if not re.fullmatch(r"[0-9a-f]{64}", stem):
+        return None
+    item = Item.objects.filter(sha256=stem).only("id", "hidden", "owner_id", "media", "preview").first()
+    if item is None or path not in (item.media.name, item.preview.name):
+        return None
+    return item
+
+
 def media(request, path: str):
     try:
         full = safe_join(settings.MEDIA_ROOT, path)
@@ -313,6 +328,10 @@ def media(request, path: str):
         raise Http404("no such file") from None
     content_type, _ = mimetypes.guess_type(full)
     if content_type not in SERVED_TYPES:
+        raise Http404("no such file")
+    # Only files of items the caller may see: a hidden item's media is as hidden as its page.
+    item = _media_owner(path)
+    if item is None or not access.can_view(request.user, item):
         raise Http404("no such file")
     try:
         handle = open(full, "rb")

@@ -1,5 +1,5 @@
 """Audio front end (decoding, log-mel windows) and the audio tower."""
 
-from encoders.audio.frontend import AudioInfo, FrontendConfig, decode_audio, probe_audio
+from encoders.audio.frontend import AudioInfo, AudioTooLarge, FrontendConfig, decode_audio, probe_audio
 
-__all__ = ["AudioInfo", "FrontendConfig", "decode_audio", "probe_audio"]
+__all__ = ["AudioInfo", "AudioTooLarge", "FrontendConfig", "decode_audio", "probe_audio"]

@@ -107,18 +107,106 @@ def probe_audio(src: AudioSource) -> AudioInfo:
         )
 
 
-def decode_audio(src: AudioSource, max_seconds: float | None = None) -> tuple[np.ndarray, int]:
-    """Decode to a mono float32 waveform at the file's own sample rate."""
+class AudioTooLarge(AudioDecodeError):
+    """The audio is over a cap (channels, samples, duration); raised from the header when it can be."""
+
+
+# Frames decoded per read: 64 Ki frames x 8 channels of float32 is 2 MB, whatever the file's length.
+BLOCK_FRAMES = 65_536
+
+
+def decode_audio(
+    src: AudioSource,
+    max_seconds: float | None = None,
+    *,
+    max_samples: int | None = None,
+    max_channels: int | None = None,
+    max_rate: int | None = None,
+) -> tuple[np.ndarray, int]:
+    """Decode to a mono float32 waveform, in blocks, downmixing (and resampling) as it goes.
+
+    Memory is the mono output plus one block, never ``frames x channels`` for the whole
+    file. ``max_samples`` caps decoded samples (frames x channels) and ``max_channels``
+    the channel count, both checked from the header before any decoding and again while
+    decoding (a header may lie). Decoding stops after ``max_seconds``: a caller that wants to
+    tell "longer than allowed" from "just fits" asks for a little more than its cap.
+    ``max_rate``: a higher-rate file is resampled to it while decoding (soxr, streaming),
+    so a 192 kHz file costs the output's memory at ``max_rate``; returns the output rate.
+    """
     with _open(src) as f:
-        samplerate = f.samplerate
-        frames = -1 if max_seconds is None else max(0, int(max_seconds * samplerate))
-        try:
-            data = f.read(frames=frames, dtype="float32", always_2d=True)
-        except (soundfile.LibsndfileError, RuntimeError) as exc:
-            raise AudioDecodeError(f"audio stream is corrupt or truncated ({exc})") from exc
-    if data.shape[0] == 0:
+        samplerate, channels = f.samplerate, f.channels
+        if samplerate <= 0 or channels <= 0:
+            raise AudioDecodeError(f"invalid audio header ({samplerate} Hz, {channels} channels)")
+        if max_channels is not None and channels > max_channels:
+            raise AudioTooLarge(f"the audio has {channels} channels; the limit is {max_channels}")
+        known = f.frames if 0 < f.frames < 2**62 else None
+        if max_samples is not None and known is not None and known * channels > max_samples:
+            raise AudioTooLarge(
+                f"the audio has {known * channels:,} samples ({known:,} frames x {channels} channels); "
+                f"the limit is {max_samples:,}"
+            )
+        limit = None if max_seconds is None else max(0, int(max_seconds * samplerate))
+        if max_samples is not None:
+            limit = min(limit if limit is not None else max_samples, max_samples // channels + 1)
+        out_rate = samplerate if max_rate is None or samplerate <= max_rate else int(max_rate)
+        stream = None
+        if out_rate != samplerate:
+            import soxr
+
+            stream = soxr.ResampleStream(samplerate, out_rate, 1, dtype="float32", quality="HQ")
+        expected = min(x for x in (known, limit, 2**62) if x is not None)
+        output = _Growing(int(expected * out_rate / samplerate) + 64 if expected < 2**62 else 1 << 16)
+        block = np.empty((BLOCK_FRAMES, channels), dtype=np.float32)
+        done = 0
+        while limit is None or done < limit:
+            want = BLOCK_FRAMES if limit is None else min(BLOCK_FRAMES, limit - done)
+            try:
+                got = f.read(frames=want, dtype="float32", always_2d=True, out=block[:want])
+            except (soundfile.LibsndfileError, RuntimeError) as exc:
+                raise AudioDecodeError(f"audio stream is corrupt or truncated ({exc})") from exc
+            if len(got) == 0:
+                break
+            done += len(got)
+            mono = got[:, 0].copy() if channels == 1 else got.mean(axis=1, dtype=np.float32)
+            if not np.isfinite(mono).all():
+                raise AudioDecodeError("waveform contains NaN or infinite samples")
+            output.extend(mono if stream is None else stream.resample_chunk(mono))
+            if len(got) < want:
+                break
+        if max_samples is not None and done * channels > max_samples:
+            raise AudioTooLarge(f"the audio has more than {max_samples:,} samples")
+        if stream is not None:
+            output.extend(stream.resample_chunk(np.zeros(0, dtype=np.float32), last=True))
+    if done == 0 or len(output) == 0:
         raise AudioDecodeError("audio contains no samples")
-    return to_mono(data), samplerate
+    return output.array(), out_rate
+
+
+class _Growing:
+    """A float32 buffer filled block by block: sized from the header, grown only if it lied."""
+
+    def __init__(self, capacity: int):
+        self._data = np.empty(max(capacity, 1), dtype=np.float32)
+        self._size = 0
+
+    def __len__(self) -> int:
+        return self._size
+
+    def extend(self, values: np.ndarray) -> None:
+        end = self._size + len(values)
+        if end > len(self._data):
+            grown = np.empty(max(end, len(self._data) * 3 // 2), dtype=np.float32)
+            grown[: self._size] = self._data[: self._size]
+            self._data = grown
+        self._data[self._size : end] = values
+        self._size = end
+
+    def array(self) -> np.ndarray:
+        if self._size == len(self._data):
+            return self._data
+        # Shrinking in place keeps the one allocation (no copy) when the estimate was close.
+        self._data.resize(self._size, refcheck=False)
+        return self._data
 
 
 def to_mono(waveform: np.ndarray) -> np.ndarray:
@@ -191,5 +279,21 @@ def features(
 ) -> tuple[np.ndarray, list[tuple[float, float]]]:
     """Waveform at any rate → windowed log-mel features and window spans."""
     mono = resample(to_mono(waveform), samplerate, cfg.sample_rate)
-    windows, spans = split_windows(mono, cfg)
-    return log_mel(windows, cfg), spans
+    if mono.shape[0] <= cfg.window_samples:
+        windows, spans = split_windows(mono, cfg)
+        return log_mel(windows, cfg), spans
+    # A long recording: windows are views into the waveform and go through the STFT a few at a
+    # time, so ten minutes never hold every window (2x the waveform) or the whole spectrogram.
+    starts = list(range(0, mono.shape[0] - cfg.window_samples + 1, cfg.hop_samples))
+    if starts[-1] + cfg.window_samples < mono.shape[0]:
+        starts.append(mono.shape[0] - cfg.window_samples)
+    spans = [(s / cfg.sample_rate, (s + cfg.window_samples) / cfg.sample_rate) for s in starts]
+    mel = np.empty((len(starts), cfg.n_mels, cfg.frames), dtype=np.float32)
+    for i in range(0, len(starts), FEATURE_BLOCK):
+        chunk = np.stack([mono[s : s + cfg.window_samples] for s in starts[i : i + FEATURE_BLOCK]])
+        mel[i : i + len(chunk)] = log_mel(chunk, cfg)
+    return mel, spans
+
+
+# Windows per STFT call in `features`: 32 two-second windows at 16 kHz are ~13 MB of spectrogram.
+FEATURE_BLOCK = 32

@@ -1,6 +1,8 @@
 from django.conf import settings
 from rest_framework import permissions
 
+from search import access
+
 
 class ReadPublicWriteAuthenticated(permissions.BasePermission):
     """Reads are public (unless SEARCH_API_PUBLIC_READS is off); writes need a token or a staff session.
@@ -20,6 +22,9 @@ class ReadPublicWriteAuthenticated(permissions.BasePermission):
         return request.auth is not None or user.is_staff
 
     def has_object_permission(self, request, view, obj):
+        # The same rule as the admin's and the pages' (search.access), by model permission, not is_staff.
         if request.method in permissions.SAFE_METHODS:
-            return True
-        return request.user.is_staff or (obj.owner_id is not None and obj.owner_id == request.user.pk)
+            return access.can_view(request.user, obj)
+        if request.method == "DELETE":
+            return access.can_delete(request.user, obj)
+        return access.can_change(request.user, obj)

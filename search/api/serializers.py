@@ -5,11 +5,25 @@ from django.urls import reverse
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from search import access, jsoninput
+from search.ingest import clean_tags
+from search.media import MediaRejected, clean_text
+from search.media import formats as media_formats
 from search.models import EmbeddingSpace, Item, Modality
 from search.searching import MODES
 
 
-class TagsField(serializers.ListField):
+class BoundedListField(serializers.ListField):
+    """A list whose length is checked before any of its elements: 300,000 bad elements cost one comparison,
+    not 300,000 validations and an error body that lists each of them."""
+
+    def to_internal_value(self, data):
+        if isinstance(data, list | tuple) and self.max_length is not None and len(data) > self.max_length:
+            self.fail("max_length", max_length=self.max_length)
+        return super().to_internal_value(data)
+
+
+class TagsField(BoundedListField):
     """A list of tags; multipart forms may send one comma-separated string instead."""
 
     child = serializers.CharField(max_length=64)
@@ -37,12 +51,19 @@ class JSONObjectField(serializers.JSONField):
 
     def to_internal_value(self, data):
         if isinstance(data, str):
+            if len(data) > 20_000:
+                raise serializers.ValidationError("is larger than 20,000 characters of JSON")
             try:
-                data = json.loads(data)
-            except ValueError:
-                raise serializers.ValidationError("must be a JSON object") from None
+                data = jsoninput.loads(data)
+            except jsoninput.UntrustedJSONError as exc:
+                raise serializers.ValidationError(f"must be a JSON object: {exc}") from None
         if not isinstance(data, dict):
             raise serializers.ValidationError("must be a JSON object")
+        try:
+            # Bodies are checked by the parser already; a dict from elsewhere (a form) is checked here.
+            jsoninput.check(data)
+        except jsoninput.UntrustedJSONError as exc:
+            raise serializers.ValidationError(str(exc)) from None
         encoded = json.dumps(data)
         if len(encoded) > 20_000:
             raise serializers.ValidationError("is larger than 20,000 characters of JSON")
@@ -69,12 +90,12 @@ class ItemSerializer(serializers.ModelSerializer):
         model = Item
         fields = [
             "id", "modality", "title", "text", "tags", "collection", "metadata", "hidden", "pinned",
-            "mime_type", "byte_size", "sha256", "width", "height", "duration", "sample_rate",
+            "mime_type", "byte_size", "sha256", "width", "height", "duration", "sample_rate", "taken_at",
             "embedding_status", "embedding_error", "media_url", "preview_url", "owner", "created_at", "updated_at",
         ]
         read_only_fields = [
             "id", "modality", "mime_type", "byte_size", "sha256", "width", "height", "duration", "sample_rate",
-            "embedding_status", "embedding_error", "created_at", "updated_at",
+            "taken_at", "embedding_status", "embedding_error", "created_at", "updated_at",
         ]
 
     def get_media_url(self, item) -> str | None:
@@ -87,17 +108,33 @@ class ItemSerializer(serializers.ModelSerializer):
         # The body of a text item is its content (and its hash and vector); only captions are editable.
         if self.instance is not None and self.instance.modality == Modality.TEXT and value != self.instance.text:
             raise serializers.ValidationError("the text of a text item cannot change; store a new item instead")
-        return value
+        if not value.strip():
+            return ""
+        # The same cleaning and cap as a caption given at upload: an edit is no way around them.
+        try:
+            return clean_text(value, what="caption")
+        except MediaRejected as exc:
+            raise serializers.ValidationError(str(exc)) from None
+
+    def validate_tags(self, value):
+        return clean_tags(value)
 
     def validate(self, attrs):
         request = self.context.get("request")
-        if ({"hidden", "pinned"} & attrs.keys()) and not (request and request.user.is_staff):
-            raise serializers.ValidationError({"hidden": ["only staff can hide or pin items"]})
+        if ({"hidden", "pinned"} & attrs.keys()) and not (request and access.can_curate(request.user)):
+            raise serializers.ValidationError({"hidden": ["hiding and pinning need the permission to change items"]})
         return attrs
+
+    def to_representation(self, item):
+        data = super().to_representation(item)
+        request = self.context.get("request")
+        if not access.can_see_owner(request.user if request else None, item):
+            data["owner"] = None
+        return data
 
 
 class ItemCreateSerializer(serializers.Serializer):
-    file = serializers.FileField(required=False, help_text="an image or audio file")
+    file = serializers.FileField(required=False, help_text=f"{media_formats.describe()}, recognised by its content")
     text = serializers.CharField(required=False, allow_blank=False, trim_whitespace=True,
                                  help_text="the body of a text item (instead of a file)")
     title = serializers.CharField(required=False, allow_blank=True, max_length=300, default="")
@@ -117,10 +154,20 @@ class ItemCreateSerializer(serializers.Serializer):
         return attrs
 
 
+class QueryPartListSerializer(serializers.ListSerializer):
+    """The parts of a query: their number is checked before any part is validated."""
+
+    def to_internal_value(self, data):
+        limit = settings.SEARCH_MAX_QUERY_PARTS
+        if isinstance(data, list | tuple) and len(data) > limit:
+            raise serializers.ValidationError(f"a query has at most {limit} parts; got {len(data)}")
+        return super().to_internal_value(data)
+
+
 class QueryPartSerializer(serializers.Serializer):
     text = serializers.CharField(required=False, max_length=10_000)
     item = serializers.IntegerField(required=False, min_value=1)
-    vector = serializers.ListField(child=serializers.FloatField(), required=False, max_length=16_000)
+    vector = BoundedListField(child=serializers.FloatField(), required=False, max_length=16_000)
     weight = serializers.FloatField(required=False, default=1.0, min_value=-100, max_value=100)
 
     def validate(self, attrs):
@@ -129,19 +176,26 @@ class QueryPartSerializer(serializers.Serializer):
             raise serializers.ValidationError("each part needs exactly one of 'text', 'item' or 'vector'")
         return attrs
 
+    class Meta:
+        list_serializer_class = QueryPartListSerializer
+
 
 class SearchParamsSerializer(serializers.Serializer):
     """A search by query string: the text, filters, paging and mode."""
 
     q = serializers.CharField(required=False, allow_blank=True, max_length=settings.SEARCH_MAX_QUERY_CHARS)
-    modality = serializers.ListField(child=serializers.ChoiceField(choices=Modality.values), required=False,
-                                     default=list, max_length=3)
-    tag = serializers.ListField(child=serializers.CharField(max_length=64), required=False, default=list,
-                                max_length=20)
+    modality = BoundedListField(child=serializers.ChoiceField(choices=Modality.values), required=False,
+                                default=list, max_length=3)
+    tag = BoundedListField(child=serializers.CharField(max_length=64), required=False, default=list,
+                           max_length=20)
     collection = serializers.CharField(required=False, allow_blank=True, max_length=100, default="")
     metadata = JSONObjectField(required=False, default=dict)
     created_after = serializers.DateTimeField(required=False, allow_null=True, default=None)
     created_before = serializers.DateTimeField(required=False, allow_null=True, default=None)
+    taken_after = serializers.DateTimeField(required=False, allow_null=True, default=None,
+                                            help_text="photos taken at or after this time (EXIF capture time)")
+    taken_before = serializers.DateTimeField(required=False, allow_null=True, default=None,
+                                             help_text="photos taken before this time (EXIF capture time)")
     k = serializers.IntegerField(required=False, default=10, min_value=1)
     page = serializers.IntegerField(required=False, default=1, min_value=1)
     mode = serializers.ChoiceField(choices=MODES, required=False, default="vector")
@@ -166,12 +220,7 @@ class SearchBodySerializer(SearchParamsSerializer):
     parts = QueryPartSerializer(many=True, required=False, default=list)
     weight = serializers.FloatField(required=False, default=1.0, min_value=-100, max_value=100,
                                     help_text="weight of the uploaded file when combined with q or parts")
-    file = serializers.FileField(required=False, help_text="an image or audio file as (part of) the query")
-
-    def validate_parts(self, value):
-        if len(value) > settings.SEARCH_MAX_QUERY_PARTS:
-            raise serializers.ValidationError(f"a query has at most {settings.SEARCH_MAX_QUERY_PARTS} parts")
-        return value
+    file = serializers.FileField(required=False, help_text=f"{media_formats.describe()} as (part of) the query")
 
 
 class MomentSerializer(serializers.Serializer):

@@ -3,11 +3,12 @@ from django.db.models import Count, Q
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import generics, mixins, status, viewsets
 from rest_framework.decorators import action
-from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
+from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from search import spaces
+from search import access, spaces
+from search.api.parsers import JSONParser
 from search.api.serializers import (
     ItemCreateSerializer,
     ItemSerializer,
@@ -26,6 +27,7 @@ def _filters(params: dict) -> Filters:
     return Filters(
         modalities=params["modality"], tags=params["tag"], collection=params["collection"],
         metadata=params["metadata"], created_after=params["created_after"], created_before=params["created_before"],
+        taken_after=params.get("taken_after"), taken_before=params.get("taken_before"),
     )
 
 
@@ -40,7 +42,7 @@ def _run_search(request, params: dict, upload=None):
         parts.append(QueryPart(data=upload.read(), weight=params.get("weight", 1.0)))
     page = search(SearchRequest(
         parts=parts, filters=_filters(params), space=params["space"] or None, k=params["k"], page=params["page"],
-        mode=params["mode"], exact=params["exact"],
+        mode=params["mode"], exact=params["exact"], viewer=request.user,
     ))
     return Response(SearchPageSerializer(page, context={"request": request}).data)
 
@@ -100,10 +102,7 @@ class ItemViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.Updat
     http_method_names = ["get", "post", "patch", "delete", "head", "options"]
 
     def get_queryset(self):
-        items = Item.objects.select_related("owner").order_by("-created_at", "-id")
-        user = self.request.user
-        if not (user and user.is_staff):
-            items = items.filter(hidden=False)
+        items = access.visible(Item.objects.select_related("owner").order_by("-created_at", "-id"), self.request.user)
         params = self.request.query_params
         if params.getlist("modality"):
             items = items.filter(modality__in=params.getlist("modality"))
@@ -133,6 +132,10 @@ class ItemViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.Updat
             caption=data["caption"], tags=data["tags"], collection=data["collection"], metadata=data["metadata"],
             owner_id=request.user.pk, source="api",
         ))
+        if outcome.status == "present" and not access.can_view(request.user, outcome.item):
+            # Nothing of an item the caller may not see: not its id, title, owner or flags.
+            return Response({"detail": "this content cannot be stored: it is already in the collection",
+                             "code": "duplicate"}, status=status.HTTP_409_CONFLICT)
         code = status.HTTP_201_CREATED if outcome.status == "added" else status.HTTP_200_OK
         return Response(ItemSerializer(outcome.item, context={"request": request}).data, status=code)
 
@@ -159,7 +162,7 @@ class ItemViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.Updat
         serializer.is_valid(raise_exception=True)
         params = serializer.validated_data
         page = more_like_this(item.pk, k=params["k"], page=params["page"], filters=_filters(params),
-                              space=params["space"] or None)
+                              space=params["space"] or None, viewer=request.user)
         return Response(SearchPageSerializer(page, context={"request": request}).data)
 
 
@@ -172,5 +175,6 @@ class SpaceList(generics.ListAPIView):
     def get_queryset(self):
         usable = [space.pk for space in spaces.registered_spaces()]
         return EmbeddingSpace.objects.filter(pk__in=usable).annotate(
-            item_count=Count("embeddings", filter=Q(embeddings__segment_start__isnull=True))
+            item_count=Count("embeddings", filter=Q(embeddings__segment_start__isnull=True,
+                                                    embeddings__item__hidden=False))
         )

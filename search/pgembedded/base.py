@@ -22,7 +22,16 @@ class DatabaseWrapper(base.DatabaseWrapper):
         params.setdefault("user", "postgres")
         return params
 
+    _databases_known: set = set()
+
     def get_new_connection(self, conn_params):
+        if self.pool is not None:
+            # A pool retries a missing database in the background until its timeout; create it up front.
+            name = conn_params.get("dbname")
+            if name and name != "postgres" and name not in self._databases_known:
+                self._create_database(conn_params)
+                self._databases_known.add(name)
+            return super().get_new_connection(conn_params)
         try:
             return super().get_new_connection(conn_params)
         except psycopg.OperationalError as exc:

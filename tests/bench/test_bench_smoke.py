@@ -118,3 +118,10 @@ def test_run_all_quick_leaves_the_real_fragments_alone():
 def test_every_benchmark_script_takes_quick():
     for script in sorted(Path(BENCH).glob("bench_*.py")):
         assert "--quick" in script.read_text(), f"{script.name} has no --quick smoke mode"
+
+
+def test_burst_serves_every_request_of_a_small_burst(tmp_path):
+    out = tmp_path / "burst.md"
+    run_script("bench_burst.py", "--quick", "--var", str(tmp_path / "var"), "--out", str(out))
+    rows = [row for row in table_rows(out.read_text()) if row[1] == "1"]
+    assert rows and rows[0][2] == "40" and rows[0][3] == "0", out.read_text()

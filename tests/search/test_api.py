@@ -8,6 +8,7 @@ from rest_framework.test import APIClient
 
 from search.models import Item
 from tests.search.helpers import png_bytes, truncated, wav_bytes
+from tests.search.users import CURATOR_PERMS, make_user
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("fake_spaces")]
 
@@ -145,11 +146,11 @@ def test_users_cannot_change_or_delete_each_others_items(alice, bob):
     assert not Item.objects.filter(pk=item_id).exists()
 
 
-def test_only_staff_can_hide_and_hidden_items_disappear(alice):
+def test_only_curators_can_hide_and_hidden_items_disappear(alice):
     item_id = create_text(alice[1]).json()["id"]
     response = client_for(alice[1]).patch(f"/api/items/{item_id}/", {"hidden": True}, format="json")
     assert response.status_code == 400 and "hidden" in response.json()
-    staff = User.objects.create_user("curator", is_staff=True)
+    staff = make_user("curator", staff=True, perms=CURATOR_PERMS)
     admin = APIClient()
     admin.force_login(staff)
     assert admin.patch(f"/api/items/{item_id}/", {"hidden": True}, format="json").status_code == 200

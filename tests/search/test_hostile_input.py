@@ -127,12 +127,15 @@ def test_nul_bytes_in_query_parameters_get_400(client):
     assert "NUL" in response.json()["detail"]
 
 
-def test_media_is_served_with_nosniff_and_only_allowlisted_types(settings, tmp_path, client):
+@pytest.mark.django_db
+def test_media_is_served_with_nosniff_and_only_allowlisted_types(settings, tmp_path, client, fake_spaces):
     settings.MEDIA_ROOT = tmp_path
-    (tmp_path / "items").mkdir()
-    (tmp_path / "items" / "a.png").write_bytes(png_bytes())
+    item = Ingester().ingest(IngestInput(data=png_bytes())).item
     (tmp_path / "items" / "evil.html").write_text("<script>alert(1)</script>")
-    ok = client.get("/media/items/a.png")
+    # A file that belongs to no item (left by hand, or by a crash) is not served either.
+    (tmp_path / "items" / "stray.png").write_bytes(png_bytes(seed=4))
+    assert client.get("/media/items/stray.png").status_code == 404
+    ok = client.get(f"/media/{item.media.name}")
     assert ok.status_code == 200
     assert ok["Content-Type"] == "image/png" and ok["X-Content-Type-Options"] == "nosniff"
     assert client.get("/media/items/evil.html").status_code == 404

@@ -60,3 +60,41 @@ def test_unknown_default_space_is_refused():
     result = run_manage("check", env={"SEARCH_DEFAULT_SPACE": "nope"})
     assert result.returncode != 0
     assert "SEARCH_DEFAULT_SPACE='nope' is not one of the configured spaces" in result.stderr
+
+
+PRODUCTION_ENV = {"DJANGO_PRODUCTION": "1", "DJANGO_SECRET_KEY": "k" * 30 + "0123456789abcdefghijklmnopqrstuvwxyz",
+                  "DJANGO_ALLOWED_HOSTS": "search.example.com"}
+
+
+def _python(code: str, env: dict):
+    import os
+    import subprocess
+    import sys
+
+    from tests.conftest import ROOT
+
+    return subprocess.run([sys.executable, "-c", code], cwd=ROOT, env={**os.environ, **env}, capture_output=True,
+                          text=True, timeout=120)
+
+
+def test_production_refuses_to_start_without_collected_static_files(tmp_path):
+    env = {**PRODUCTION_ENV, "DJANGO_STATIC_ROOT": str(tmp_path / "static")}
+    started = _python("import search.wsgi", env)
+    assert started.returncode != 0
+    assert "collectstatic --noinput" in started.stderr
+    assert "collectstatic" in run_manage("check", env=env).stderr  # the check says so too, as a warning
+    collected = run_manage("collectstatic", "--noinput", env=env)
+    assert collected.returncode == 0, collected.stderr
+    # The not-found page uses the site's layout and its hashed static files, and needs no database.
+    page = _python("import search.wsgi; from django.test import Client; print(Client(raise_request_exception=False)"
+                   ".get('/no-such-page/', HTTP_HOST='search.example.com', secure=True).status_code)", env)
+    assert page.stdout.strip().endswith("404"), page.stderr[-2000:]
+
+
+@pytest.mark.parametrize(("behind_proxy", "secure"), [("0", "False"), ("1", "True")])
+def test_the_forwarded_proto_header_is_trusted_only_behind_a_declared_proxy(behind_proxy, secure):
+    code = ("import django; django.setup(); from django.test import RequestFactory; "
+            "print(RequestFactory().get('/', HTTP_X_FORWARDED_PROTO='https').is_secure())")
+    result = _python(code, {**PRODUCTION_ENV, "DJANGO_BEHIND_TLS_PROXY": behind_proxy,
+                            "DJANGO_SETTINGS_MODULE": "search.settings"})
+    assert result.stdout.strip() == secure, result.stderr[-2000:]

@@ -7,7 +7,6 @@ from types import SimpleNamespace
 
 import numpy as np
 import pytest
-from django.contrib.auth.models import User
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.test import Client
 
@@ -16,6 +15,7 @@ from search.forms import PAGE_SIZE
 from search.ingest import Ingester, IngestInput
 from search.models import Embedding, Item
 from tests.search.helpers import png_bytes, wav_bytes
+from tests.search.users import make_user
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("fake_spaces")]
 
@@ -113,7 +113,7 @@ def test_hybrid_without_words_falls_back_to_meaning(client, items):
 ])
 def test_errors_say_what_went_wrong(client, items, params, message):
     response = client.get("/", params)
-    assert response.status_code == 200
+    assert response.status_code == 400
     html = response.content.decode()
     assert 'role="alert"' in html and "That search did not work" in html
     assert message in html
@@ -196,7 +196,10 @@ def test_the_item_page_shows_media_metadata_and_neighbours(client, items):
 def test_hidden_items_are_visible_to_curators_only(client, items):
     Item.objects.filter(pk=items.text.pk).update(hidden=True)
     assert client.get(f"/items/{items.text.pk}/").status_code == 404
-    User.objects.create_user("cu", password="pw-curator-1", is_staff=True)
+    make_user("staff-without-perms", password="pw-staff-1", staff=True)
+    client.login(username="staff-without-perms", password="pw-staff-1")
+    assert client.get(f"/items/{items.text.pk}/").status_code == 404
+    make_user("cu", password="pw-curator-1", staff=True, perms=("view",))
     client.login(username="cu", password="pw-curator-1")
     response = client.get(f"/items/{items.text.pk}/")
     assert response.status_code == 200 and "This item is hidden" in response.content.decode()

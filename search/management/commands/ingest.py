@@ -9,6 +9,8 @@ from tqdm import tqdm
 from search.ingest import Ingester, IngestOutcome, sweep_orphan_files
 from search.sources import SourceError, count_inputs, iter_inputs
 
+POOL_FROM = 64  # inputs from which files are decoded in a pool of worker processes by default
+
 
 class Command(BaseCommand):
     help = (
@@ -21,10 +23,15 @@ class Command(BaseCommand):
         parser.add_argument("--batch-size", type=int, default=None, help="items encoded together (default 32)")
         parser.add_argument("--collection", default="", help="collection for items that do not name one")
         parser.add_argument("--tag", action="append", default=[], help="a tag for every item (repeatable)")
+        parser.add_argument("--workers", type=int, default=None,
+                            help="processes that decode files while this one encodes and stores (default: one "
+                                 f"per CPU core for {POOL_FROM}+ inputs, else 0: decode in this process)")
 
-    def handle(self, *args, paths, batch_size, collection, tag, verbosity, **options):
+    def handle(self, *args, paths, batch_size, collection, tag, workers, verbosity, **options):
         if batch_size is not None and batch_size < 1:
             raise CommandError("--batch-size must be >= 1")
+        if workers is not None and workers < 0:
+            raise CommandError("--workers must be >= 0")
         missing = [p for p in paths if not os.path.exists(p)]
         if missing:
             raise CommandError(f"no such file or folder: {', '.join(missing)}")
@@ -33,10 +40,14 @@ class Command(BaseCommand):
         if swept and verbosity >= 2:
             self.stderr.write(f"removed {len(swept)} orphaned file(s) from an interrupted run")
 
-        ingester = Ingester(batch_size=batch_size)
+        total = count_inputs(paths)
+        if workers is None:
+            # Starting a worker costs about a second of imports: worth it for a library, not for a few files.
+            workers = (os.cpu_count() or 1) if total >= POOL_FROM else 0
+        ingester = Ingester(batch_size=batch_size, workers=workers)
         counts: Counter[str] = Counter()
         failures: list[tuple[str, str]] = []
-        bar = tqdm(total=count_inputs(paths), unit="item", file=sys.stderr, disable=verbosity == 0,
+        bar = tqdm(total=total, unit="item", file=sys.stderr, disable=verbosity == 0,
                    dynamic_ncols=True, desc="ingest")
 
         def record(outcome: IngestOutcome | SourceError) -> None:
@@ -57,7 +68,8 @@ class Command(BaseCommand):
                     yield entry
 
         started = time.monotonic()
-        ingester.ingest_many(readable(), on_outcome=record)
+        with ingester:
+            ingester.ingest_many(readable(), on_outcome=record)
         bar.close()
         for source, error in failures:
             self.stderr.write(f"failed: {source}: {error}")

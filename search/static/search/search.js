@@ -341,7 +341,10 @@
         headers: { "X-CSRFToken": csrfToken }, credentials: "same-origin",
       });
       if (response.status === 413) throw new Error("the files are too large together; use fewer or smaller ones");
-      if (!response.ok) throw new Error(`the server answered ${response.status}`);
+      // A refused query (400) or an unavailable encoder (503) comes back as results HTML with its message.
+      if (!response.ok && response.status !== 400 && response.status !== 503) {
+        throw new Error(`the server answered ${response.status}`);
+      }
       html = await response.text();
     } catch (error) {
       if (error.name === "AbortError") return;

@@ -1,0 +1,71 @@
+"""JSON from strangers: bodies, `?metadata=`, the search page's `parts`.
+
+Python's json module accepts what PostgreSQL and our own code cannot use: numbers that overflow
+to infinity (`1e400`), lone UTF-16 surrogates (`"\\udc00"`, which cannot be encoded as UTF-8), and
+nesting deep enough to exhaust the interpreter's recursion limit. Each of those used to surface
+as a 500 somewhere downstream; here they are refused at the door with a message.
+"""
+
+import json
+import math
+import re
+
+MAX_DEPTH = 32
+# Lone surrogates only: a valid pair arrives from json.loads already combined into one code point.
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+class UntrustedJSONError(ValueError):
+    """JSON that cannot be stored or searched; the message says why."""
+
+
+def _finite(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise UntrustedJSONError(f"the number {text[:40]} is out of range")
+    return value
+
+
+def _no_constants(name: str):
+    raise UntrustedJSONError(f"{name} is not a number JSON allows")
+
+
+def loads(text: str | bytes):
+    """Parse and check; raise UntrustedJSONError with a message a client can act on."""
+    try:
+        value = json.loads(text, parse_float=_finite, parse_constant=_no_constants)
+    except RecursionError:
+        raise UntrustedJSONError(f"the JSON is nested too deeply (at most {MAX_DEPTH} levels)") from None
+    except UnicodeDecodeError:
+        raise UntrustedJSONError("the JSON is not valid UTF-8") from None
+    except ValueError as exc:
+        if isinstance(exc, UntrustedJSONError):
+            raise
+        raise UntrustedJSONError(f"not valid JSON ({exc})") from None
+    check(value)
+    return value
+
+
+def check(value) -> None:
+    """Depth, finiteness and Unicode of an already-parsed value, without recursion."""
+    stack = [(value, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if isinstance(node, str):
+            if _SURROGATE.search(node):
+                raise UntrustedJSONError("text contains an unpaired UTF-16 surrogate, which is not valid Unicode")
+            continue
+        if isinstance(node, float) and not math.isfinite(node):
+            raise UntrustedJSONError("numbers must be finite")
+        if isinstance(node, dict | list):
+            if depth > MAX_DEPTH:
+                raise UntrustedJSONError(f"the JSON is nested too deeply (at most {MAX_DEPTH} levels)")
+            children = node.items() if isinstance(node, dict) else ((None, child) for child in node)
+            for key, child in children:
+                if key is not None:
+                    stack.append((key, depth + 1))
+                stack.append((child, depth + 1))
+
+
+def has_surrogates(text: str) -> bool:
+    return bool(_SURROGATE.search(text))

@@ -1,0 +1,99 @@
+"""Validation of untrusted media and the derivatives the UI shows.
+
+One table says what is accepted (`search.media.formats.FORMATS`); the type of a file is decided
+by its first bytes, never by its name or the client's Content-Type, and only formats in that
+table are ever decoded. Images: `search.media.images` (Pillow, one allowlisted plugin per file).
+Audio: `search.media.audio` (libsndfile, or PyAV in memory with a forced demuxer). Previews:
+`search.media.previews`. Each rejection is a `MediaRejected` subclass whose message a user can
+act on.
+"""
+
+import hashlib
+from dataclasses import dataclass, field
+from datetime import datetime
+
+import numpy as np
+from django.conf import settings
+from PIL import Image
+
+from encoders.audio.frontend import decode_audio, probe_audio
+from search.media import audio as _audio
+from search.media.errors import CorruptMedia, EmptyContent, MediaRejected, MediaTooLarge, UnsupportedMediaType
+from search.media.formats import BY_MIME, FORMATS, PILLOW_FORMATS, Format, describe, sniff
+from search.media.images import decode_image
+from search.media.previews import THUMBNAIL_SIZE, WAVEFORM_SIZE, thumbnail_png, waveform_png
+
+__all__ = [
+    "BY_MIME", "FORMATS", "IMAGE_FORMATS", "THUMBNAIL_SIZE", "WAVEFORM_SIZE", "CorruptMedia", "EmptyContent",
+    "Format", "MediaRejected", "MediaTooLarge", "PreparedMedia", "UnsupportedMediaType", "clean_text",
+    "decode_audio", "describe", "prepare_media", "probe_audio", "sniff", "text_sha256", "thumbnail_png",
+    "waveform_png",
+]
+
+IMAGE_FORMATS = {name: mime for name, mime in PILLOW_FORMATS.items()}  # Pillow format name -> MIME type
+AUDIO_TYPES = {f.mime for f in FORMATS if f.modality == "audio"}
+EXTENSIONS = {f.mime: f.extension for f in FORMATS}
+
+
+@dataclass
+class PreparedMedia:
+    modality: str
+    mime_type: str
+    sha256: str
+    data: bytes
+    width: int | None = None  # upright, of the original
+    height: int | None = None
+    duration: float | None = None
+    sample_rate: int | None = None  # of `waveform` (what encoders get), at most SEARCH_AUDIO_ANALYSIS_RATE
+    source_sample_rate: int | None = None  # of the file, as stored on the item
+    image: Image.Image | None = None  # RGB, upright, on white, reduced to what the consumers need
+    waveform: np.ndarray | None = field(default=None, repr=False)
+    taken_at: datetime | None = None
+    metadata: dict = field(default_factory=dict)  # capture metadata read from the file
+    preview: bytes | None = field(default=None, repr=False)  # the thumbnail or waveform PNG, when made already
+
+    @property
+    def extension(self) -> str:
+        return EXTENSIONS[self.mime_type]
+
+
+def prepare_media(data: bytes, *, query: bool = False, digest: str | None = None) -> PreparedMedia:
+    """Validate and decode an uploaded file; raise MediaRejected when it cannot be an item.
+
+    `query`: the file is a search query, not an item to store (audio gets the shorter query cap).
+    `digest`: the sha256 of `data` when the caller has it already.
+    """
+    if not data:
+        raise EmptyContent("the file is empty (0 bytes)")
+    limit = settings.SEARCH_MAX_UPLOAD_BYTES
+    if len(data) > limit:
+        raise MediaTooLarge(f"the file is {len(data):,} bytes; the limit is {limit:,} bytes")
+    mime = sniff(data[:64])
+    if mime is None:
+        raise UnsupportedMediaType(f"unsupported file type: expected {describe()}")
+    digest = digest or hashlib.sha256(data).hexdigest()
+    if BY_MIME[mime].modality == "image":
+        decoded = decode_image(
+            data, mime, max_pixels=settings.SEARCH_MAX_IMAGE_PIXELS, min_side=settings.SEARCH_IMAGE_DECODE_SIZE,
+            store_gps=settings.SEARCH_STORE_GPS,
+        )
+        return PreparedMedia("image", mime, digest, data, width=decoded.width, height=decoded.height,
+                             image=decoded.image, taken_at=decoded.taken_at, metadata=decoded.metadata)
+    limits = _audio.AudioLimits.from_settings(query=query)
+    sound = _audio.decode(data, mime, limits, what=" for a query clip" if query else "")
+    return PreparedMedia("audio", mime, digest, data, duration=sound.duration, sample_rate=sound.rate,
+                         source_sample_rate=sound.source_rate, waveform=sound.waveform)
+
+
+def text_sha256(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def clean_text(text: str, *, what: str = "text") -> str:
+    text = (text or "").replace("\x00", "").strip()
+    if not text:
+        raise EmptyContent(f"the {what} is empty")
+    limit = settings.SEARCH_MAX_TEXT_CHARS
+    if len(text) > limit:
+        raise MediaTooLarge(f"the {what} is {len(text):,} characters; the limit is {limit:,}")
+    return text
