@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 HOST ?= 127.0.0.1:8000
 
-.PHONY: install run test test-fast lint bench evaluate db-status db-stop
+.PHONY: install run serve worker test test-fast lint bench evaluate db-status db-stop
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -20,10 +20,21 @@ $(STAMP): pyproject.toml Makefile | $(PY)
 
 install: $(STAMP)
 
+# The development server and a background job worker, stopped together by Ctrl-C.
 run: install
 	$(PY) manage.py migrate --noinput
 	$(PY) manage.py loaddemo
-	$(PY) manage.py runserver $(HOST)
+	$(PY) manage.py serve --dev --bind $(HOST)
+
+# Production: gunicorn (SEARCH_WEB_WORKERS) and job workers (SEARCH_JOB_WORKERS), static files collected,
+# settings from the environment (DJANGO_PRODUCTION=1 unless set: see README, "Deploying").
+serve: install
+	DJANGO_PRODUCTION=$${DJANGO_PRODUCTION:-1} $(PY) manage.py migrate --noinput
+	DJANGO_PRODUCTION=$${DJANGO_PRODUCTION:-1} $(PY) manage.py serve --bind $(HOST)
+
+# One more background worker (on another machine, say); `run` and `serve` start their own.
+worker: install
+	$(PY) manage.py worker
 
 test: install
 	bash scripts/ensure-chromium

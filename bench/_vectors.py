@@ -103,13 +103,13 @@ class Scratch:
         return [self.index_of[i] for i in item_ids]
 
 
-def scratch_space(name: str, dim: int):
+def scratch_space(name: str, dim: int, precision: str = "half"):
     """A fresh EmbeddingSpace row for synthetic vectors (anything left by an earlier run is removed)."""
     from search.models import EmbeddingSpace
 
     drop_scratch(name)
     return EmbeddingSpace.objects.create(
-        name=name, identity=f"bench:synthetic:{dim}", dimension=dim, modalities=["image"]
+        name=name, identity=f"bench:synthetic:{dim}", dimension=dim, modalities=["image"], precision=precision
     )
 
 
@@ -154,13 +154,11 @@ def drop_items(collection: str, space=None) -> None:
         spaces.ensure_index(space)
 
 
-def load(space, vectors, *, collection: str, tags: Callable[[int], list[str]] | None = None,
-         modality: Callable[[int], str] | None = None) -> Scratch:
-    """Store one item per vector (COPY) and its vector (the product's binary COPY, search.embedding.write_vectors)."""
+def load_items(vectors, *, collection: str, tags: Callable[[int], list[str]] | None = None,
+               modality: Callable[[int], str] | None = None) -> Scratch:
+    """Store one synthetic item per vector (COPY), in one transaction; the vectors are left to the caller."""
     import numpy as np
     from django.db import connection, transaction
-
-    from search.embedding import Vectors, write_vectors
 
     prefix = hashlib.sha256(collection.encode()).hexdigest()[:16]
     columns = (
@@ -195,12 +193,26 @@ def load(space, vectors, *, collection: str, tags: Callable[[int], list[str]] | 
                     )
             cursor.execute("SELECT id FROM search_item WHERE collection = %s ORDER BY id", [collection])
             ids = np.array([row[0] for row in cursor.fetchall()], dtype=np.int64)
-        assert len(ids) == len(vectors)
-        write_vectors(space, ((int(item_id), Vectors(vector)) for item_id, vector in zip(ids, vectors, strict=True)))
+    assert len(ids) == len(vectors)
+    return Scratch(space=None, collection=collection, item_ids=ids, index_of={int(i): n for n, i in enumerate(ids)})
+
+
+def load(space, vectors, *, collection: str, tags: Callable[[int], list[str]] | None = None,
+         modality: Callable[[int], str] | None = None) -> Scratch:
+    """Store one item per vector (COPY) and its vector (the product's binary COPY, search.embedding.write_vectors)."""
+    from django.db import connection, transaction
+
+    from search.embedding import Vectors, write_vectors
+
+    scratch = load_items(vectors, collection=collection, tags=tags, modality=modality)
+    scratch.space = space
+    with transaction.atomic():
+        write_vectors(space, ((int(item_id), Vectors(vector))
+                              for item_id, vector in zip(scratch.item_ids, vectors, strict=True)))
     with connection.cursor() as cursor:
         # As autovacuum would leave them in use: hint bits set, visibility map and statistics up to date.
         cursor.execute("VACUUM (ANALYZE) search_item, search_embedding")
-    return Scratch(space=space, collection=collection, item_ids=ids, index_of={int(i): n for n, i in enumerate(ids)})
+    return scratch
 
 
 def build_index(space, *, workers: int, vectors: int) -> tuple[float, int, list[str]]:
@@ -231,7 +243,7 @@ def build_index(space, *, workers: int, vectors: int) -> tuple[float, int, list[
         with connection.cursor() as cursor:
             cursor.execute(f"SET maintenance_work_mem = '{memory_mb}MB'")
             cursor.execute(f"SET max_parallel_maintenance_workers = {int(workers)}")
-            # The vectors live out of line (TOAST), so the table's main heap looks small to the planner, and a
+            # A space that is a small part of the shared table looks small to the planner, and a
             # heap under min_parallel_table_scan_size (8MB) is indexed serially whatever the worker setting.
             cursor.execute("SET min_parallel_table_scan_size = 0")
             # DEBUG1 makes the server say whether it built serially or with how many workers.

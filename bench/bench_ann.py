@@ -2,7 +2,7 @@
 scan and numpy brute force, on the same clustered synthetic vectors, in one run.
 
 pgvector  the statement searching.vector_ranking sends (captured from it, not restated): the per-space
-          `(vector::vector(dim)) <=> q` expression with its space_id filter, joined to search_item, over the
+          `(vector::halfvec(dim)) <=> q` expression with its space_id filter, joined to search_item, over the
           space's partial HNSW index built by spaces.ensure_index (m 16, ef_construction 64, parallel build);
           one psycopg connection per client with client-side binding like Django's; ef_search set per session
 exact     the same statement on its exact path (ORDER BY distance + 0, which the index cannot serve)
@@ -166,8 +166,10 @@ def statement_breakdown(space, hnsw_sql, literals: list[str], ef: int, args) -> 
     query in turn so that load from elsewhere hits all alike; and the product's statement prepared once."""
     import statistics
 
-    dim, pk = int(space.dimension), int(space.pk)
-    order = f"ORDER BY e.vector::vector({dim}) <=> %s::vector({dim}) LIMIT {K}"
+    from search import knn
+
+    pk = int(space.pk)
+    order = f"ORDER BY {knn.distance_sql(space, 'e')} LIMIT {K}"
     variants = {
         "the product's statement (CTE, join to search_item, distance returned)": (hnsw_sql.sql, hnsw_sql.args),
         "join to search_item for the hidden flag, no distance returned": (
@@ -274,11 +276,11 @@ def targets(result: dict) -> list[str]:
             f"  Why: both build the same graph with {BUILD_THREADS} threads"
             f"{f' (the server built {mode})' if mode else ''}, "
             "but pgvector inserts each vector through the buffer manager with a lock per graph element, reads it "
-            f"through the `vector::vector({result['dim']})` cast (out of TOAST at this dimension), and writes the "
+            f"through the `vector::halfvec({result['dim']})` cast, and writes the "
             "finished graph out as WAL-logged pages; faiss inserts into flat arrays. What would close it: more cores "
             "(the build scales with max_parallel_maintenance_workers), and for the product, `spaces.ensure_index` "
             "setting max_parallel_maintenance_workers, enough maintenance_work_mem and `min_parallel_table_scan_size "
-            "= 0` for its CREATE INDEX: with the vectors in TOAST the table's heap looks small and PostgreSQL "
+            "= 0` for its CREATE INDEX: a space that is a small part of the table looks small and PostgreSQL "
             "otherwise builds serially whatever the worker setting (this benchmark sets all three)."
         )
     return lines
@@ -297,7 +299,7 @@ def why_slower(result: dict, pg: dict, fa: dict) -> str:
             f". The breakdown splits the rest: the product's statement takes {product['client']:.2f} ms at the client "
             f"({product['planning']:.2f} ms planning and {product['execution']:.2f} ms executing on the server); "
             f"without returning the distance (which makes the executor read each result's stored vector from the "
-            f"table, out of line in TOAST at 512 dimensions, and sort again outside the CTE) "
+            f"table, and sort again outside the CTE) "
             f"{joined['client']:.2f} ms; without the join to `search_item` "
             f"as well {minimal['client']:.2f} ms. So the statement's shape costs "
             f"{product['client'] / minimal['client']:.1f}x, and the index scan alone still takes "
@@ -324,7 +326,8 @@ def render(results: list[dict], args, plot_path: Path | None) -> str:
         "Clustered synthetic unit vectors (a Gaussian mixture in a 32-dimensional subspace, projected, plus noise); "
         f"{args.queries} held-out queries, k = {K}, recall@10 against numpy's exact answer. pgvector is measured "
         "through the product's own k-NN statement (captured from `searching.vector_ranking`: the "
-        "`(vector::vector(dim)) <=> q` expression with the `space_id` filter, joined to `search_item`) on the "
+        "`(vector::halfvec(dim)) <=> q` expression (half precision, the default) with the `space_id` filter, "
+        "joined to `search_item`) on the "
         f"space's partial HNSW index (m {M}, ef_construction {EF_CONSTRUCTION}); faiss `IndexHNSWFlat` with the "
         "same M and efConstruction, inner product on the unit vectors, one query per call. Each client computes "
         f"on one core; {args.exact_queries} queries for the exact scans. q/s with 2 clients on a 2-core machine "

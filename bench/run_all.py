@@ -24,12 +24,15 @@ ROOT = BENCH.parent
 DOCS = ROOT / "docs"
 FRAGMENTS = DOCS / "benchmarks"
 # name -> script; the fragment each writes is docs/benchmarks/<name>.md. bench_encoders is optional.
+# bench_million.py (an hour or more on 2 cores) is run by hand; its fragment is assembled after these.
 BENCHMARKS = {
     "ingest": "bench_ingest.py",
     "encoders": "bench_encoders.py",
     "ann": "bench_ann.py",
+    "storage": "bench_storage.py",
     "filtered": "bench_filtered.py",
     "search": "bench_search.py",
+    "serve": "bench_serve.py",
 }
 
 

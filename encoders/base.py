@@ -75,6 +75,21 @@ class Segment:
 AudioClip = tuple[np.ndarray, int]
 
 
+def parse_modalities(value, space: str) -> frozenset[str]:
+    """A space's OPTIONS ``modalities``: a non-empty list of modality names."""
+    if isinstance(value, str) or not isinstance(value, (list, tuple, set, frozenset)) or not value:
+        raise EncoderError(
+            f"space {space!r}: OPTIONS 'modalities' must be a non-empty list of "
+            f"{', '.join(Modality)}, got {value!r}"
+        )
+    unknown = sorted(str(m) for m in value if m not in {m.value for m in Modality})
+    if unknown:
+        raise EncoderError(
+            f"space {space!r}: OPTIONS 'modalities' has unknown modalities {unknown}; use {', '.join(Modality)}"
+        )
+    return frozenset(str(m) for m in value)
+
+
 def finalize(vectors: np.ndarray, what: str) -> np.ndarray:
     """Validate raw encoder output and return it L2-normalised as float32."""
     vectors = np.asarray(vectors, dtype=np.float32)
@@ -113,8 +128,28 @@ class EmbeddingSpace(abc.ABC):
         Stored next to every vector: when it changes, stored vectors are stale.
         """
 
+    @classmethod
+    def required_files(cls, name: str, options: dict) -> list:
+        """The ``encoders.pretrained.HubFiles`` a space with these OPTIONS needs (``manage.py fetchmodels``)."""
+        return []
+
     def can_embed(self, modality: str) -> bool:
         return modality in self.modalities
+
+    def restrict(self, modalities) -> None:
+        """Embed only ``modalities``, a subset of what the encoder can (OPTIONS ``modalities``).
+
+        One model can then serve, say, a text+image space and a text+audio space.
+        Vectors do not change, so neither does the identity.
+        """
+        wanted = parse_modalities(modalities, self.name)
+        missing = wanted - self.modalities
+        if missing:
+            raise EncoderError(
+                f"space {self.name!r}: OPTIONS 'modalities' lists {', '.join(sorted(missing))}, which its encoder "
+                f"cannot embed; it can embed {', '.join(sorted(self.modalities))}"
+            )
+        self.modalities = frozenset(Modality(m) for m in wanted)
 
     def warmup(self) -> None:
         """Encode one tiny input per modality.

@@ -1,15 +1,18 @@
 """Text and image (and optionally audio) through an open_clip model.
 
-Weights come from a local checkpoint file or an open_clip pretrained tag. A tag
-is downloaded into ``cache_dir`` when the machine has internet; when it cannot
-be, the error names the exact file to fetch elsewhere and the option to point
-at it. Random weights are never a silent fallback: searching with them returns
+Weights come from a local checkpoint file, an open_clip pretrained tag, or a
+whole ``hf-hub:org/name`` repository (``open_clip_config.json`` and weights). A
+tag or repository is read from the Hugging Face cache (``cache_dir``, else
+``$HF_HUB_CACHE``) and downloaded when the machine has internet; when it cannot
+be, the error names the exact files to fetch elsewhere and the option to point
+at them. Random weights are never a silent fallback: searching with them returns
 confident nonsense, so they need ``allow_random_weights=True`` (benchmarks and
 tests only).
 """
 
 from __future__ import annotations
 
+import json
 import os
 import threading
 from dataclasses import dataclass
@@ -21,6 +24,7 @@ import open_clip
 import torch
 from PIL import Image
 
+from encoders import pretrained as hub
 from encoders.audio import frontend
 from encoders.audio.tower import AudioTower, load_tower, sha256_file
 from encoders.base import (
@@ -52,6 +56,27 @@ def hub_download_url(tag_cfg: dict) -> str:
     return tag_cfg.get("url") or tag_cfg.get("file", "")
 
 
+HF_HUB_PREFIX = "hf-hub:"
+HUB_CONFIG = open_clip.constants.HF_CONFIG_NAME
+# open_clip's own order: safetensors first when a repository has both.
+HUB_WEIGHTS = (open_clip.constants.HF_SAFE_WEIGHTS_NAME, open_clip.constants.HF_WEIGHTS_NAME)
+
+
+def tag_files(tag_cfg: dict) -> hub.HubFiles:
+    """The Hugging Face file(s) behind a pretrained tag, in the order open_clip tries them."""
+    repo, filename = os.path.split(tag_cfg["hf_hub"])
+    if not filename or filename == open_clip.constants.HF_WEIGHTS_NAME:
+        return hub.HubFiles(repo, (HUB_WEIGHTS,))
+    if filename.endswith((".bin", ".pth")):
+        return hub.HubFiles(repo, ((filename[:-4] + ".safetensors", filename),))
+    return hub.HubFiles(repo, ((filename,),))
+
+
+def repo_files(repo_id: str) -> hub.HubFiles:
+    """An ``hf-hub:`` open_clip repository: its config and weights."""
+    return hub.HubFiles(repo_id, ((HUB_CONFIG,), HUB_WEIGHTS))
+
+
 @dataclass
 class _Loaded:
     model: Any
@@ -61,7 +86,8 @@ class _Loaded:
 
 
 class OpenClipSpace(EmbeddingSpace):
-    """OPTIONS: ``model`` (open_clip architecture), ``pretrained`` (tag or file),
+    """OPTIONS: ``model`` (open_clip architecture, or ``hf-hub:org/name`` for a repository with
+    its own config and weights, where ``pretrained`` is not used), ``pretrained`` (tag or file),
     ``audio_tower`` (checkpoint from ``encoders.train_audio``), ``device``,
     ``batch_size``, ``precision``, ``cache_dir``, ``allow_random_weights``.
     """
@@ -80,7 +106,21 @@ class OpenClipSpace(EmbeddingSpace):
         allow_random_weights: bool = False,
     ):
         super().__init__(name)
-        config = open_clip.get_model_config(model)
+        # Re-entrant: loading resolves (and may download) weights under the same lock.
+        self._lock = threading.RLock()
+        self.model_name = model
+        self.cache_dir = cache_dir
+        self.hub_repo = model[len(HF_HUB_PREFIX) :] if model.startswith(HF_HUB_PREFIX) else None
+        self._hub_config: str | None = None
+        if self.hub_repo:
+            # Only the small config here (for ``dim``); the weights are resolved on first use.
+            [self._hub_config] = self._hub_files((HUB_CONFIG,)).values()
+            with open(self._hub_config, encoding="utf-8") as f:
+                config = json.load(f).get("model_cfg")
+            if not config:
+                raise EncoderError(f"space {name!r}: {HUB_CONFIG} of {model} has no 'model_cfg'")
+        else:
+            config = open_clip.get_model_config(model)
         if config is None:
             raise EncoderError(
                 f"space {name!r}: unknown open_clip architecture {model!r} "
@@ -88,24 +128,38 @@ class OpenClipSpace(EmbeddingSpace):
             )
         if batch_size < 1:
             raise EncoderError(f"space {name!r}: batch_size must be at least 1, got {batch_size}")
-        self.model_name = model
         self.pretrained = pretrained
         self.audio_tower_path = audio_tower
         self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
         self.batch_size = batch_size
         self.precision = precision
-        self.cache_dir = cache_dir
         self.allow_random_weights = allow_random_weights
         self.dim = int(config["embed_dim"])
         self.modalities = frozenset({Modality.TEXT, Modality.IMAGE} | ({Modality.AUDIO} if audio_tower else set()))
-        # Re-entrant: loading resolves (and may download) weights under the same lock.
-        self._lock = threading.RLock()
         self._weights: tuple[str | None, dict] | None = None
         self._identity: str | None = None
         self._clip_digest: str | None = None
         self._loaded: _Loaded | None = None
 
+    @classmethod
+    def required_files(cls, name: str, options: dict) -> list[hub.HubFiles]:
+        model, tag = options.get("model", ""), options.get("pretrained")
+        if model.startswith(HF_HUB_PREFIX):
+            return [repo_files(model[len(HF_HUB_PREFIX) :])]
+        if tag and not os.path.isfile(tag) and (tag_cfg := open_clip.get_pretrained_cfg(model, tag)):
+            return [tag_files(tag_cfg)]
+        return []
+
     # ------------------------------------------------------------------ loading
+
+    def _hub_files(self, alternatives: tuple[str, ...]) -> dict[str, str]:
+        """One file of the ``hf-hub:`` repository: the first of ``alternatives`` it has."""
+        return hub.resolve(
+            hub.HubFiles(self.hub_repo, (alternatives,)),
+            cache_dir=self.cache_dir,
+            space=self.name,
+            whole=repo_files(self.hub_repo),
+        )
 
     def _resolve_weights(self) -> tuple[str | None, dict]:
         """Local checkpoint path (None for random weights) and the tag's config."""
@@ -116,6 +170,9 @@ class OpenClipSpace(EmbeddingSpace):
 
     def _find_weights(self) -> tuple[str | None, dict]:
         option = f"SEARCH_SPACES[{self.name!r}]['OPTIONS']['pretrained']"
+        if self.hub_repo:
+            [path] = self._hub_files(HUB_WEIGHTS).values()
+            return path, {}
         tags = open_clip.list_pretrained_tags_by_model(self.model_name)
         if not self.pretrained:
             if not self.allow_random_weights:
@@ -134,7 +191,8 @@ class OpenClipSpace(EmbeddingSpace):
                 raise WeightsNotFound(
                     f"space {self.name!r}: cannot download open_clip weights {self.model_name}/{self.pretrained} "
                     f"({type(exc).__name__}: {exc}). On a machine with internet access fetch "
-                    f"{hub_download_url(tag_cfg)} , copy it here and set {option} to the file's path."
+                    f"{hub_download_url(tag_cfg)} , copy it here and set {option} to the file's path; "
+                    f"or {hub.FETCH_HINT}."
                 ) from exc
             return path, tag_cfg
         raise WeightsNotFound(
@@ -162,6 +220,8 @@ class OpenClipSpace(EmbeddingSpace):
         # host process's own random state is left alone.
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(RANDOM_WEIGHTS_SEED)
+            if self.hub_repo:
+                return self._build_from_hub(path)
             model, _, preprocess = open_clip.create_model_and_transforms(
                 self.model_name,
                 pretrained=path,
@@ -177,8 +237,23 @@ class OpenClipSpace(EmbeddingSpace):
                 image_resize_mode=tag_cfg.get("resize_mode"),
             )
         model.eval()
-        audio = self._load_audio_tower() if self.audio_tower_path else None
-        return _Loaded(model, preprocess, open_clip.get_tokenizer(self.model_name), audio)
+        return _Loaded(model, preprocess, open_clip.get_tokenizer(self.model_name), self._audio_if_used())
+
+    def _build_from_hub(self, weights: str) -> _Loaded:
+        # Config and preprocessing come from the repository's open_clip_config.json; the weights
+        # are loaded from the very file the identity hashed, so open_clip is not left to look
+        # for them itself (it would carry on with random weights, logging a warning, if it missed).
+        model, _, preprocess = open_clip.create_model_and_transforms(
+            self.model_name, load_weights=False, precision=self.precision, device=self.device, cache_dir=self.cache_dir
+        )
+        open_clip.load_checkpoint(model, weights)  # read on the CPU, copied into the model's device
+        model.eval()
+        tokenizer = open_clip.get_tokenizer(self.model_name, cache_dir=self.cache_dir)
+        return _Loaded(model, preprocess, tokenizer, self._audio_if_used())
+
+    def _audio_if_used(self) -> AudioTower | None:
+        # A space restricted to text+image never loads (or needs) its tower.
+        return self._load_audio_tower() if self.audio_tower_path and self.can_embed(Modality.AUDIO) else None
 
     def _check_audio_tower_exists(self) -> None:
         if not os.path.isfile(self.audio_tower_path):
@@ -220,7 +295,10 @@ class OpenClipSpace(EmbeddingSpace):
                 f"sha256={digest[:16]}" if digest != "random" else f"random-seed{RANDOM_WEIGHTS_SEED}",
                 f"pre={PREPROCESS_VERSION}",
             ]
-            if self.audio_tower_path:
+            if self.hub_repo:
+                # The repository's config carries the preprocessing (mean, std, size): part of the space too.
+                parts.insert(3, f"config-sha256={sha256_file(self._hub_config)[:16]}")
+            if self.audio_tower_path and self.can_embed(Modality.AUDIO):
                 self._check_audio_tower_exists()
                 parts.append(f"audio-sha256={sha256_file(self.audio_tower_path)[:16]}")
             self._identity = ":".join(parts)

@@ -6,6 +6,9 @@
     })
     space = encoders.get_space("demo")
 
+Any space's OPTIONS may hold ``modalities``, a subset of what its encoder can
+embed (``["text", "audio"]``), so one model can back several spaces.
+
 Instances are created on first use and cached for the process; models inside
 them load lazily on first encode (or ``warmup()``).
 """
@@ -17,7 +20,7 @@ import importlib
 import threading
 from pathlib import Path
 
-from encoders.base import EmbeddingSpace, EncoderError, UnknownSpace
+from encoders.base import EmbeddingSpace, EncoderError, UnknownSpace, parse_modalities
 
 WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
 
@@ -53,9 +56,11 @@ def configure(spaces: dict[str, dict]) -> None:
     for name, entry in spaces.items():
         if not isinstance(entry, dict) or "ENCODER" not in entry:
             raise EncoderError(f"space {name!r} needs an 'ENCODER' dotted path")
-        unknown = set(entry) - {"ENCODER", "OPTIONS"}
+        unknown = set(entry) - {"ENCODER", "OPTIONS", "PRECISION"}  # PRECISION: storage, read by search.spaces
         if unknown:
-            raise EncoderError(f"space {name!r} has unknown keys {sorted(unknown)}; use ENCODER and OPTIONS")
+            raise EncoderError(f"space {name!r} has unknown keys {sorted(unknown)}; use ENCODER, OPTIONS, PRECISION")
+        if "modalities" in (entry.get("OPTIONS") or {}):
+            parse_modalities(entry["OPTIONS"]["modalities"], name)
     global _config
     with _lock:
         _config = copy.deepcopy(spaces)
@@ -72,12 +77,34 @@ def get_space(name: str) -> EmbeddingSpace:
                 configured = ", ".join(sorted(_config)) or "none"
                 raise UnknownSpace(f"unknown embedding space {name!r} (configured: {configured})")
             entry = _config[name]
-            _instances[name] = _import(entry["ENCODER"])(name, **entry.get("OPTIONS", {}))
+            # ``modalities`` restricts any encoder, so the registry applies it, not each class.
+            options = dict(entry.get("OPTIONS") or {})
+            modalities = options.pop("modalities", None)
+            space = _import(entry["ENCODER"])(name, **options)
+            if modalities is not None:
+                space.restrict(modalities)
+            _instances[name] = space
         return _instances[name]
 
 
 def list_spaces() -> list[str]:
     return list(_config)
+
+
+def required_files(spaces: dict[str, dict] | None = None) -> list[tuple[str, object]]:
+    """``(space name, encoders.pretrained.HubFiles)`` for what the spaces download, without loading them.
+
+    Two spaces that need the same files list them once (under the first name).
+    """
+    plan, seen = [], set()
+    for name, entry in (_config if spaces is None else spaces).items():
+        options = dict(entry.get("OPTIONS") or {})
+        options.pop("modalities", None)
+        for files in _import(entry["ENCODER"]).required_files(name, options):
+            if files not in seen:
+                seen.add(files)
+                plan.append((name, files))
+    return plan
 
 
 def reset() -> None:

@@ -5,48 +5,47 @@ Every change here shows in search at once: the search service reads `hidden` and
 from the item rows on each query.
 """
 
-from collections import Counter
 from pathlib import Path
 
 import numpy as np
+from django.conf import settings
 from django.contrib import admin, messages
-from django.db import connection, transaction
-from django.db.models import Count, Q
-from django.urls import reverse
+from django.contrib.admin.views.main import ORDER_VAR
+from django.db import connection
+from django.db.models import Case, Count, IntegerField, Q, Value, When
+from django.http import HttpResponseRedirect, JsonResponse
+from django.template.response import TemplateResponse
+from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 from django.utils.text import Truncator
 
 from encoders.base import EncoderError
-from search import access, spaces
-from search.backfill import embed_space, items_to_embed
+from search import access, evaluations, jobs, spaces
+from search.admin_jobs import queued_message  # also registers the Jobs page
+from search.backfill import items_to_embed
 from search.evaluation import latest_evaluation
 from search.forms import ItemActionForm, ItemUploadForm, split_tags
-from search.models import Embedding, EmbeddingSpace, EmbeddingStatus, Item
-from search.queries import QueryError
-from search.searching import more_like_this, near_duplicates
+from search.ingest import Ingester, IngestInput
+from search.media import MediaRejected, formats
+from search.models import Embedding, EmbeddingSpace, Item
+from search.queries import QueryError, QueryPart
+from search.searching import SearchRequest, near_duplicates, search
 from search.spaces import SpaceIdentityMismatch
+
+# The admin is the product's curation desk, named as the product (templates/admin/base_site.html brands it).
+admin.site.site_header = "Multimodal search · Curate"
+admin.site.site_title = "Curate · Multimodal search"
+admin.site.index_title = "Curation"
+admin.site.site_url = "/"
 
 NEIGHBOURS = 8
 # Cosine distance under which two items are shown as likely duplicates of each other.
 DUPLICATE_DISTANCE = 0.02
-
-
-def reembed(items) -> Counter:
-    """Drop the items' vectors and compute them again in every configured space.
-
-    `embed_space(missing_only=True)` then picks up exactly these items, plus any other item
-    that was still missing a vector (a failed ingest, say): a re-embed is also a repair.
-    """
-    ids = list(items.values_list("pk", flat=True))
-    with transaction.atomic():
-        Embedding.objects.filter(item_id__in=ids).delete()
-        Item.objects.filter(pk__in=ids).update(embedding_status=EmbeddingStatus.PENDING, embedding_error="",
-                                               updated_at=timezone.now())
-    totals: Counter = Counter()
-    for name in spaces.configured_names():
-        totals.update(embed_space(name, missing_only=True))
-    return totals
+# The review list's default: a little wider, since a person decides each pair.
+DUPLICATE_REVIEW_DISTANCE = 0.05
+DUPLICATE_SCAN_LIMIT = 2000
+DUPLICATE_LIST_LIMIT = 500  # pairs on one review page
 
 
 def _media_url(field) -> str:
@@ -82,6 +81,8 @@ class ItemAdmin(admin.ModelAdmin):
     date_hierarchy = "created_at"
     action_form = ItemActionForm
     actions = ["hide", "unhide", "pin", "unpin", "add_tag", "remove_tag", "set_collection", "reembed_items"]
+    change_list_template = "admin/search/item/change_list.html"
+    list_per_page = 50
     readonly_fields = (
         "media_preview", "modality", "sha256", "mime_type", "byte_size", "width", "height", "duration", "sample_rate",
         "owner", "embedding_status", "embedding_error", "created_at", "updated_at", "vectors", "neighbours",
@@ -105,8 +106,104 @@ class ItemAdmin(admin.ModelAdmin):
         ("Curation", {"fields": ["hidden", "pinned"]}),
     ]
 
-    class Media:
-        css = {"all": ["search/admin.css"]}
+    # ---------------------------------------------------------------- search by meaning, as the site does
+
+    def changelist_view(self, request, extra_context=None):
+        # "words=1" asks for the admin's plain word search; the changelist refuses unknown parameters.
+        request.words_only = request.GET.get("words") == "1"
+        if "words" in request.GET:
+            request.GET = request.GET.copy()
+            del request.GET["words"]
+        extra_context = {**(extra_context or {}), "words_only": request.words_only}
+        return super().changelist_view(request, extra_context=extra_context)
+
+    def get_search_results(self, request, queryset, search_term):
+        """The search box finds by meaning and words through the site's own search service (hybrid
+        mode), ranked by it; `words=1` falls back to Django's word search of titles and texts."""
+        term = search_term.strip()
+        if not term or getattr(request, "words_only", True):
+            return super().get_search_results(request, queryset, search_term)
+        try:
+            page = search(SearchRequest(parts=[QueryPart(text=term)], mode="hybrid", k=settings.SEARCH_MAX_K,
+                                        viewer=request.user))
+        except (QueryError, EncoderError, SpaceIdentityMismatch) as exc:
+            self.message_user(request, f"Search by meaning is unavailable ({exc}); these are word matches.",
+                              messages.WARNING)
+            return super().get_search_results(request, queryset, search_term)
+        # What the service finds relevant, best first, then what only matches the words (a title, say).
+        ids = [hit.item.pk for hit in page.hits]
+        words, may_repeat = super().get_search_results(request, queryset, search_term)
+        ranks = Case(*[When(pk=pk, then=Value(rank)) for rank, pk in enumerate(ids)], default=Value(len(ids)),
+                     output_field=IntegerField())
+        found = queryset.filter(Q(pk__in=ids) | Q(pk__in=words.values("pk"))).annotate(semantic_rank=ranks)
+        if ORDER_VAR in request.GET:  # a column the curator sorted by wins
+            return found, False
+        return found.order_by("semantic_rank", "-pk"), False
+
+    # ---------------------------------------------------------------- upload many, review duplicates
+
+    def get_urls(self):
+        return [
+            path("upload/", self.admin_site.admin_view(self.upload_view), name="search_item_upload"),
+            path("duplicates/", self.admin_site.admin_view(self.duplicates_view), name="search_item_duplicates"),
+            *super().get_urls(),
+        ]
+
+    def _ingest_one(self, request, upload) -> dict:
+        result = {"name": upload.name}
+        if upload.size > settings.SEARCH_MAX_UPLOAD_BYTES:
+            return {**result, "status": "refused", "message": f"larger than {settings.SEARCH_MAX_UPLOAD_BYTES:,} bytes"}
+        source = IngestInput(data=upload.read(), tags=split_tags(request.POST.get("tags", "")),
+                             collection=request.POST.get("collection", "").strip()[:100], owner_id=request.user.pk,
+                             source=f"admin upload {upload.name}")
+        try:
+            outcome = Ingester().ingest(source)
+        except MediaRejected as exc:
+            return {**result, "status": "refused", "message": str(exc)}
+        except (SpaceIdentityMismatch, EncoderError) as exc:
+            return {**result, "status": "refused", "message": f"an embedding space cannot be used ({exc})"}
+        item = outcome.item
+        said = {"added": "stored and searchable", "present": "already stored",
+                "failed": f"stored, but not embedded: {outcome.error}"}
+        return {**result, "status": outcome.status, "message": said.get(outcome.status, outcome.status),
+                "url": reverse("admin:search_item_change", args=[item.pk]) if item else "",
+                "title": str(item) if item else ""}
+
+    def upload_view(self, request):
+        """Many files at once, dropped or picked: each stored through ingestion, each with its own outcome.
+
+        The page's script sends one file per request (so each result shows as it arrives); without
+        the script the form sends them all and the page lists the outcomes.
+        """
+        if not self.has_add_permission(request):
+            return HttpResponseRedirect(reverse("admin:search_item_changelist"))
+        results = []
+        if request.method == "POST":
+            files = request.FILES.getlist("files")
+            results = [self._ingest_one(request, upload) for upload in files]
+            if request.headers.get("Accept", "").startswith("application/json"):
+                if not files:
+                    return JsonResponse({"detail": "no file arrived"}, status=400)
+                return JsonResponse({"results": results})
+        context = {**self.admin_site.each_context(request), "opts": self.model._meta, "title": "Upload files",
+                   "results": results, "max_bytes": settings.SEARCH_MAX_UPLOAD_BYTES, "accepted": formats.describe()}
+        return TemplateResponse(request, "admin/search/item/upload.html", context)
+
+    def duplicates_view(self, request):
+        """Pairs of visible items nearer than a distance, across the collection, to hide in bulk."""
+        if request.method == "POST" and self.has_change_permission(request):
+            hide = [int(pk) for pk in request.POST.getlist("hide") if pk.isdigit()]
+            count = Item.objects.filter(pk__in=hide).update(hidden=True, updated_at=timezone.now())
+            self.message_user(request, f"Hid {count} duplicate{'s' if count != 1 else ''}.", messages.SUCCESS)
+            return HttpResponseRedirect(request.get_full_path())
+        try:
+            threshold = min(0.5, max(0.0, float(request.GET.get("distance", DUPLICATE_REVIEW_DISTANCE))))
+        except ValueError:
+            threshold = DUPLICATE_REVIEW_DISTANCE
+        pairs, error = duplicate_pairs(threshold, viewer=request.user)
+        context = {**self.admin_site.each_context(request), "opts": self.model._meta, "title": "Near-duplicates",
+                   "pairs": pairs, "threshold": threshold, "error": error, "scanned": DUPLICATE_SCAN_LIMIT}
+        return TemplateResponse(request, "admin/search/item/duplicates.html", context)
 
     # ---------------------------------------------------------------- the add form is an upload
 
@@ -195,7 +292,9 @@ class ItemAdmin(admin.ModelAdmin):
     @admin.display(description="Nearest neighbours")
     def neighbours(self, item):
         try:
-            hits = more_like_this(item.pk, k=NEIGHBOURS, viewer=access.CURATOR).hits
+            # The nearest, however near: a curator looks at the space itself, not at what a search would keep.
+            hits = search(SearchRequest(parts=[QueryPart(item_id=item.pk)], k=NEIGHBOURS, exclude_ids=[item.pk],
+                                        viewer=access.CURATOR, include_weak=True)).hits
         except (QueryError, EncoderError, SpaceIdentityMismatch) as exc:
             return str(exc)
         return _hit_strip(hits) if hits else "No other items yet."
@@ -278,16 +377,43 @@ class ItemAdmin(admin.ModelAdmin):
         if value is not None:
             self._set(request, queryset, f"Moved into “{value[:100]}”:", collection=value[:100])
 
-    @admin.action(description="Re-embed (compute the vectors again)", permissions=["change"])
+    @admin.action(description="Re-embed (compute the vectors again, in the background)", permissions=["change"])
     def reembed_items(self, request, queryset):
-        try:
-            counts = reembed(queryset)
-        except (SpaceIdentityMismatch, EncoderError) as exc:
-            self.message_user(request, f"Re-embedding stopped: {exc}", messages.ERROR)
-            return
-        level = messages.WARNING if counts["failed"] else messages.SUCCESS
-        self.message_user(request, f"Re-embedded: {counts['embedded']} vector set(s) written, {counts['failed']} "
-                                   "failed (the item shows why).", level)
+        job = jobs.submit_embed(list(spaces.configured_names()), item_ids=list(queryset.values_list("pk", flat=True)),
+                                owner_id=request.user.pk)
+        self.message_user(request, queued_message(job), messages.SUCCESS)
+
+
+def duplicate_pairs(threshold: float, *, viewer=None) -> tuple[list[dict], str]:
+    """Pairs of visible items within `threshold` cosine distance in the default space, nearest first.
+
+    All pairs among the newest DUPLICATE_SCAN_LIMIT items, compared in blocks with numpy (2,000 items
+    are 2 million pairs, well under a second); one query per item through the index was minutes.
+    """
+    space = EmbeddingSpace.objects.filter(name=settings.SEARCH_DEFAULT_SPACE).first()
+    if space is None:
+        return [], f"the space {settings.SEARCH_DEFAULT_SPACE!r} has no vectors yet"
+    rows = list(Embedding.objects.filter(space=space, segment_start__isnull=True, item__in=access.visible(
+        Item.objects.filter(hidden=False), viewer)).order_by("-item_id").values_list("item_id", "vector")
+        [:DUPLICATE_SCAN_LIMIT])
+    if len(rows) < 2:
+        return [], ""
+    ids = [item_id for item_id, _ in rows]
+    vectors = np.stack([np.asarray(v.to_list() if hasattr(v, "to_list") else v, dtype=np.float32) for _, v in rows])
+    vectors /= np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
+    found_pairs = []
+    for start in range(0, len(ids), 512):
+        similarity = vectors[start:start + 512] @ vectors.T
+        a, b = np.nonzero(similarity >= 1.0 - threshold)
+        for i, j in zip(a + start, b, strict=True):
+            if i < j:
+                found_pairs.append((float(1.0 - similarity[i - start, j]), ids[i], ids[j]))
+    found_pairs.sort()
+    found = Item.objects.in_bulk({pk for _, a, b in found_pairs for pk in (a, b)})
+    return [{"similarity": 1 - distance, "items": [
+        {"item": found[pk], "preview": _media_url(found[pk].preview),
+         "url": reverse("admin:search_item_change", args=[pk])} for pk in (a, b)]}
+        for distance, a, b in found_pairs[:DUPLICATE_LIST_LIMIT]], ""
 
 
 def _delete_files(names) -> None:
@@ -322,8 +448,54 @@ def _hit_strip(hits) -> str:
 class EmbeddingSpaceAdmin(admin.ModelAdmin):
     list_display = ("name", "identity", "dimension", "modality_list", "item_vectors", "audio_windows",
                     "missing", "configured", "evaluation_summary")
-    readonly_fields = ("name", "identity", "dimension", "metric", "modalities", "created_at", "evaluation")
-    actions = ["backfill"]
+    readonly_fields = ("name", "identity", "dimension", "metric", "modalities", "created_at", "evaluation",
+                       "relevance_calibration")
+    actions = ["backfill", "run_evaluation"]
+
+    @admin.display(description="Relevance calibration")
+    def relevance_calibration(self, space):
+        """How raw cosine maps to relevance for each query -> item modality pair (search.calibration)."""
+        fitted = space.calibration or {}
+        if not fitted.get("pairs"):
+            return "Not fitted yet: run `manage.py calibrate` (searches fit the data part on first use)."
+        slope, shared = fitted.get("slope", 0.0), fitted.get("midpoint", 0.0)
+        rows = format_html_join(
+            "", "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            ((pair, f"{stats['mean']:.3f}", f"{stats['std']:.3f}", stats["n"], f"{stats.get('midpoint', shared):.2f}",
+              f"{stats['mean'] + stats['std'] * stats.get('midpoint', shared):.3f}")
+             for pair, stats in sorted(fitted["pairs"].items())),
+        )
+        return format_html(
+            "<p>From {} ({} golden pairs), slope {}, fitted {}. Relevance 0.5 at the cosine in the last "
+            "column.</p><table><thead><tr><th>Query → item</th><th>Unrelated mean</th><th>Spread</th>"
+            "<th>Pairs sampled</th><th>Midpoint (z)</th><th>Cosine at 0.5</th></tr></thead><tbody>{}</tbody></table>",
+            fitted.get("source", "?"), fitted.get("golden_pairs", 0), f"{slope:.2f}", fitted.get("fitted_at", "?"),
+            rows)
+    change_form_template = "admin/search/embeddingspace/change_form.html"
+
+    def get_urls(self):
+        return [path("<int:pk>/evaluate/", self.admin_site.admin_view(self.evaluate_view),
+                     name="search_embeddingspace_evaluate"), *super().get_urls()]
+
+    def evaluate_view(self, request, pk: int):
+        """The change page's "Run the evaluation" button (POST only: it starts work)."""
+        space = EmbeddingSpace.objects.filter(pk=pk).first()
+        if request.method != "POST" or space is None or not self.has_change_permission(request, space):
+            return HttpResponseRedirect(reverse("admin:search_embeddingspace_changelist"))
+        self._start_evaluation(request, space)
+        return HttpResponseRedirect(reverse("admin:search_embeddingspace_change", args=[pk]))
+
+    def _start_evaluation(self, request, space) -> None:
+        if evaluations.start(space.name):
+            self.message_user(request, f"{space.name}: the evaluation is running in the background; its figures "
+                                       "replace these when it finishes (reload in a minute).", messages.SUCCESS)
+        else:
+            self.message_user(request, f"{space.name}: an evaluation is already running.", messages.WARNING)
+
+    @admin.action(description="Run the evaluation (golden set) in the background", permissions=["change"])
+    def run_evaluation(self, request, queryset):
+        for space in queryset:
+            self._start_evaluation(request, space)
 
     def has_add_permission(self, request):
         # Spaces come from settings; the database only mirrors them.
@@ -353,9 +525,12 @@ class EmbeddingSpaceAdmin(admin.ModelAdmin):
 
     @admin.display(description="Latest evaluation")
     def evaluation_summary(self, space):
+        state = evaluations.state(space.name)
+        if state:
+            return state
         report = latest_evaluation(space.name)
         if not report:
-            return "none yet (manage.py evaluate)"
+            return "none yet (select the space and run the evaluation)"
         overall = report["overall"]
         return (f"recall@{report['k']} {overall['recall']:.3f} · MRR {overall['mrr']:.3f} · "
                 f"nDCG@{report['ndcg_depth']} {overall['ndcg']:.3f} · {report['created_at'][:16].replace('T', ' ')}")
@@ -363,8 +538,9 @@ class EmbeddingSpaceAdmin(admin.ModelAdmin):
     @admin.display(description="Latest evaluation, per modality pair")
     def evaluation(self, space):
         report = latest_evaluation(space.name)
+        state = evaluations.state(space.name)
         if not report:
-            return "No evaluation stored yet: run `manage.py evaluate --space NAME`."
+            return state or "No evaluation stored yet: use “Run the evaluation” above."
         rows = [(pair, m) for pair, m in report["pairs"].items()] + [("overall", report["overall"])]
         body = format_html_join(
             "", "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
@@ -390,19 +566,10 @@ class EmbeddingSpaceAdmin(admin.ModelAdmin):
                 self.message_user(request, f"{space.name}: not configured in SEARCH_SPACES, so it cannot embed.",
                                   messages.ERROR)
                 continue
-            try:
-                counts = embed_space(space.name, missing_only=True)
-            except (SpaceIdentityMismatch, EncoderError) as exc:
-                self.message_user(request, f"{space.name}: {exc}", messages.ERROR)
-                continue
-            level = messages.WARNING if counts["failed"] else messages.SUCCESS
-            self.message_user(request, f"{space.name}: embedded {counts['embedded']} item(s), "
-                                       f"{counts['failed']} failed.", level)
+            job = jobs.submit_embed([space.name], missing_only=True, owner_id=request.user.pk)
+            self.message_user(request, queued_message(job), messages.SUCCESS)
 
 
-@admin.register(Embedding)
-class EmbeddingAdmin(admin.ModelAdmin):
-    list_display = ("id", "item", "space", "segment_start", "segment_end")
-    list_filter = ("space",)
-    raw_id_fields = ("item",)
-    readonly_fields = ("item", "space", "vector", "segment_start", "segment_end")
+# Embeddings have no admin page of their own: vectors come only from the encoders (ingest, re-embed,
+# backfill), a hand-typed one would be a vector of no model, and the item form already shows each
+# item's vectors. (An "Add embedding" form used to end in a 500.)

@@ -11,13 +11,15 @@ from dataclasses import dataclass, field
 import numpy as np
 from django.core.files.storage import default_storage
 from django.db import connection
+from pgvector import HalfVector
 from pgvector.psycopg import register_vector
 
 from encoders.audio.frontend import decode_audio
 from encoders.base import EmbeddingSpace as Encoder
 from encoders.base import Segment
 from encoders.images import load_image
-from search.models import EmbeddingSpace, Item
+from search import metrics
+from search.models import EmbeddingSpace, Item, Precision
 
 
 @dataclass
@@ -45,6 +47,11 @@ def encode_batch(encoder: Encoder, modality: str, contents: Sequence) -> list["V
 
 
 def _encode(encoder: Encoder, modality: str, contents: Sequence) -> list[Vectors]:
+    with metrics.ENCODE_SECONDS.labels(modality).time():
+        return _encode_untimed(encoder, modality, contents)
+
+
+def _encode_untimed(encoder: Encoder, modality: str, contents: Sequence) -> list[Vectors]:
     if modality == "text":
         return [Vectors(v) for v in encoder.encode_texts(list(contents))]
     if modality == "image":
@@ -75,22 +82,30 @@ def write_vectors(space: EmbeddingSpace, rows: Sequence[tuple[int, Vectors]]) ->
     """COPY the vectors of (item id, Vectors) pairs into the space; returns rows written.
 
     Binary COPY is an order of magnitude faster than INSERTs for bulk loads, and runs in
-    the caller's transaction, so vectors commit together with their items.
+    the caller's transaction, so vectors commit together with their items. Every space's
+    vectors go into the half-precision `vector` column; a full-precision space's also into
+    `vector_full` (see search.models.Embedding).
     """
     connection.ensure_connection()
     _ensure_vector_type(connection.connection)
+    full = space.precision == Precision.FULL
     written = 0
     with connection.cursor() as cursor:
         copy_sql = (
-            "COPY search_embedding (item_id, space_id, vector, segment_start, segment_end) "
+            "COPY search_embedding (item_id, space_id, vector, vector_full, segment_start, segment_end) "
             "FROM STDIN WITH (FORMAT BINARY)"
         )
         with cursor.cursor.copy(copy_sql) as copy:
-            copy.set_types(["int8", "int8", "vector", "float8", "float8"])
+            copy.set_types(["int8", "int8", "halfvec", "vector", "float8", "float8"])
+
+            def row(item_id, vector, start, end):
+                vector = np.asarray(vector, dtype=np.float32)
+                copy.write_row([item_id, space.pk, HalfVector(vector), vector if full else None, start, end])
+
             for item_id, vectors in rows:
-                copy.write_row([item_id, space.pk, np.asarray(vectors.vector, dtype=np.float32), None, None])
+                row(item_id, vectors.vector, None, None)
                 written += 1
                 for segment in vectors.segments:
-                    copy.write_row([item_id, space.pk, segment.vector, float(segment.start), float(segment.end)])
+                    row(item_id, segment.vector, float(segment.start), float(segment.end))
                     written += 1
     return written

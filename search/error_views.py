@@ -1,5 +1,8 @@
 """404 and 500 answers: JSON under /api/ (clients parse it), a page elsewhere."""
 
+import sys
+
+from django.db import DatabaseError
 from django.http import HttpResponse, JsonResponse
 from django.shortcuts import render
 
@@ -23,4 +26,9 @@ def not_found(request, exception=None):
 
 
 def server_error(request):
+    # Called inside Django's exception handler, so the error is at hand: a database that cannot be
+    # reached is an outage to explain (503, the site's own page), not a bug.
+    if isinstance(sys.exc_info()[1], DatabaseError):
+        return _api_or_page(request, 503, "the database cannot be reached right now; try again in a minute",
+                            "503.html")
     return _api_or_page(request, 500, "internal error; it has been logged", "500.html")

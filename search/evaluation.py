@@ -316,14 +316,24 @@ def run_query(query: GoldenQuery, resolver: Resolver, *, space: str, k: int, ef_
     runs = {}
     try:
         for exact in (False, True):
+            # The ranking is measured whole (weak results included); the cutoff is measured on its own below.
             request = SearchRequest(parts=parts, filters=filters, space=space, k=depth, exact=exact,
-                                    exclude_ids=exclude, ef_search=None if exact else ef_search)
+                                    exclude_ids=exclude, ef_search=None if exact else ef_search, include_weak=True)
             runs[exact] = search(request)
     except QueryError as exc:
         return result | {"skipped": str(exc)}
     ranked = [hit.item.pk for hit in runs[False].hits]
     exact_ranked = [hit.item.pk for hit in runs[True].hits]
+    kept = [hit for hit in runs[False].hits if not hit.weak]
+    relevant_in_top = [hit for hit in runs[False].hits[:k] if hit.item.pk in grades]
     return result | {
+        # Of the relevant items the ranking puts in the top k, the share the cutoff keeps.
+        "kept": mean(float(not hit.weak) for hit in relevant_in_top),
+        # Of what the cutoff lets through, the share of the first five that is on-topic.
+        "on_topic5": mean(float(hit.item.pk in grades) for hit in kept[:5]),
+        "scored": [(hit.item.modality, hit.similarity, hit.item.pk in grades) for hit in runs[True].hits
+                   if hit.similarity is not None],
+        "query_modality": _label(query_modalities),
         "recall": recall_at_k(ranked, grades, k),
         "mrr": reciprocal_rank(ranked, grades),
         "ndcg": ndcg_at_k(ranked, grades, NDCG_DEPTH),
@@ -344,17 +354,48 @@ def summarise(rows: list[dict]) -> dict:
         "ndcg": mean(row["ndcg"] for row in scored),
         "ann_recall": mean(row["ann_recall"] for row in scored),
         "answered_exact": mean(float(row["answered_exact"]) for row in scored),
+        "kept": mean(row["kept"] for row in scored if row.get("kept") is not None),
+        "on_topic5": mean(row["on_topic5"] for row in scored if row.get("on_topic5") is not None),
     }
 
 
+def golden_scores(rows: list[dict]) -> list[tuple[str, None, list]]:
+    """What search.calibration.calibrate fits on: per golden query, its modality and its scored top items."""
+    return [(row["query_modality"], None, row["scored"]) for row in rows
+            if "skipped" not in row and row["query_modality"] in ("text", "image", "audio")]
+
+
+def load_out_of_domain(path: Path) -> list[str]:
+    """Queries the space knows nothing about, one JSON object with a `query` per line."""
+    queries = []
+    for number, line in enumerate(Path(path).read_text(encoding="utf-8").splitlines(), start=1):
+        if line.strip():
+            try:
+                queries.append(str(json.loads(line)["query"]))
+            except (ValueError, KeyError, TypeError):
+                raise GoldenError(f"{path}:{number}: expected a JSON object with a 'query'") from None
+    return queries
+
+
+def out_of_domain(queries: list[str], *, space: str) -> dict:
+    """How often the cutoff answers "no close match" to queries about things the space does not hold."""
+    rows = []
+    for text in queries:
+        page = search(SearchRequest(parts=[QueryPart(text=text)], space=space, k=5))
+        best = page.hits[0].relevance if page.hits else (page.suggestions[0].relevance if page.suggestions else None)
+        rows.append({"query": text, "relevant": page.total_relevant, "best_relevance": best})
+    return {"queries": len(rows), "answered_empty": mean(float(row["relevant"] == 0) for row in rows), "rows": rows}
+
+
 def evaluate(queries: list[GoldenQuery], *, space: str, roots: list[Path], k: int = 10,
-             ef_search: int | None = None, golden: Path | None = None) -> dict:
+             ef_search: int | None = None, golden: Path | None = None, ood: list[str] | None = None) -> dict:
     """Run every query in one space; the report the command prints and stores."""
     from search.searching import resolve_space
 
     stored_space = resolve_space(space)
     resolver = Resolver(roots)
     rows = [run_query(query, resolver, space=space, k=k, ef_search=ef_search) for query in queries]
+    stored_space.refresh_from_db()
     by_pair = defaultdict(list)
     for row in rows:
         if "skipped" not in row:
@@ -372,6 +413,10 @@ def evaluate(queries: list[GoldenQuery], *, space: str, roots: list[Path], k: in
         "overall": summarise(rows),
         "pairs": {pair: summarise(pair_rows) for pair, pair_rows in sorted(by_pair.items())},
         "skipped": [{"id": row["id"], "reason": row["skipped"]} for row in rows if "skipped" in row],
+        "min_relevance": settings.SEARCH_MIN_RELEVANCE,
+        "calibration": {key: stored_space.calibration.get(key) for key in ("source", "slope", "midpoint",
+                                                                             "golden_pairs", "fitted_at")},
+        "out_of_domain": out_of_domain(ood, space=space) if ood else None,
         "queries": rows,
     }
 
@@ -421,7 +466,7 @@ def format_table(report: dict, baseline: dict | None = None) -> str:
     """The report as a plain-text table; with a baseline report, each figure is followed by its change."""
     k = report["k"]
     header = ["pair", "queries", f"recall@{k}", "MRR", f"nDCG@{report['ndcg_depth']}", f"ANN recall@{k}",
-              "exact scans"]
+              "exact scans", "kept", "on-topic@5"]
     lines = []
     for pair, summary in [*report["pairs"].items(), ("overall", report["overall"])]:
         before = (baseline or {}).get("pairs", {}).get(pair) if pair != "overall" else (baseline or {}).get("overall")
@@ -430,6 +475,8 @@ def format_table(report: dict, baseline: dict | None = None) -> str:
             cells.append(_number(summary[key], before.get(key) if before else None))
         share = summary["answered_exact"]
         cells.append("-" if share is None else f"{share:.0%}")
+        for key in ("kept", "on_topic5"):
+            cells.append(_number(summary.get(key), before.get(key) if before else None))
         lines.append(cells)
     widths = [max(len(row[i]) for row in [header, *lines]) for i in range(len(header))]
 
@@ -445,6 +492,18 @@ def format_table(report: dict, baseline: dict | None = None) -> str:
         out.append(f"{len(skipped)} skipped: {reasons}" + (" ..." if len(skipped) > 5 else ""))
     out.append("exact scans: share of queries the service answered exactly anyway (a selective filter), "
                "where the ANN recall is 1 by construction.")
+    out.append(f"cutoff: min_relevance {report.get('min_relevance')}; kept = share of the relevant items in the "
+               f"top {k} that pass it; on-topic@5 = share of the first five results it lets through that are "
+               "relevant.")
+    ood = report.get("out_of_domain")
+    if ood:
+        out.append(f"out-of-domain: {ood['queries']} queries, answered \"no close match\": "
+                   f"{_number(ood['answered_empty'])}")
+    calibration = report.get("calibration") or {}
+    if calibration.get("source"):
+        out.append(f"calibration: {calibration['source']} ({calibration.get('golden_pairs')} golden pairs), slope "
+                   f"{calibration.get('slope'):.2f}, midpoint z {calibration.get('midpoint'):.2f}, "
+                   f"fitted {calibration.get('fitted_at')}")
     return "\n".join(out)
 
 

@@ -60,6 +60,9 @@ class SearchForm(forms.Form):
     mode = forms.ChoiceField(choices=[("vector", "Meaning"), ("hybrid", "Meaning and words")], required=False)
     page = forms.IntegerField(required=False, min_value=1, max_value=settings.SEARCH_MAX_PAGE)
     parts = forms.CharField(required=False, widget=forms.HiddenInput)
+    sort = forms.ChoiceField(choices=[("relevance", "Relevance"), ("newest", "Newest"), ("oldest", "Oldest"),
+                                      ("title", "Title")], required=False)
+    weak = forms.BooleanField(required=False)  # also list the results below the relevance cutoff
 
     def __init__(self, data=None, files=None, **kwargs):
         if data is not None and hasattr(data, "getlist"):
@@ -135,8 +138,11 @@ class SearchForm(forms.Form):
                           collection=data["collection"].strip())
         # An item in the query is not a result of it.
         exclude = list(dict.fromkeys(p.item_id for p in parts if p.item_id is not None))
-        return SearchRequest(parts=parts, filters=filters, k=PAGE_SIZE, page=data["page"] or 1, mode=mode,
-                             exclude_ids=exclude)
+        page = data["page"] or 1
+        # Facet chips are counted once, for the first page.
+        return SearchRequest(parts=parts, filters=filters, k=PAGE_SIZE, page=page, mode=mode, exclude_ids=exclude,
+                             sort=data["sort"] or "relevance", include_weak=data["weak"],
+                             facets=["modality", "collection", "tags"] if page == 1 else [])
 
 
 class ItemActionForm(ActionForm):

@@ -1,22 +1,69 @@
-"""The vector SQL every search path shares: the per-space distance expression and the
-per-query index settings. Kept in one place so the expression the planner sees always
-matches the expression each space's HNSW index was built on."""
+"""The vector SQL every search path shares: the per-space column, cast and distance
+expression, the index's operator class, and the per-query index settings. Kept in one
+place so the expression the planner sees always matches the expression each space's HNSW
+index was built on.
+
+A half-precision space (the default) reads `vector`, a `halfvec`; a full-precision space
+reads `vector_full`, a `vector`. Both columns are dimension-free, so every expression casts
+to the space's dimension; the cast is a typmod check, not a copy, because the values are
+stored inline (`STORAGE MAIN`: never out of line in TOAST, which cost an exact scan twice
+the time at 512 dimensions).
+"""
 
 from collections.abc import Sequence
 
-from django.db import connection
 from django.db.models import F
 from django.db.models.functions import Cast
-from pgvector.django import CosineDistance, VectorField
+from pgvector import HalfVector
+from pgvector.django import CosineDistance, HalfVectorField, VectorField
 
-from search.models import EmbeddingSpace
+from search import replicas
+from search.models import EmbeddingSpace, Precision
+
+# Per precision: the column, its SQL type, the HNSW operator class and the bytes a dimension takes.
+STORAGE = {
+    Precision.HALF: ("vector", "halfvec", "halfvec_cosine_ops", 2),
+    Precision.FULL: ("vector_full", "vector", "vector_cosine_ops", 4),
+}
+
+
+def _storage(space: EmbeddingSpace) -> tuple[str, str, str, int]:
+    return STORAGE[Precision(space.precision)]
+
+
+def sql_type(space: EmbeddingSpace) -> str:
+    """The space's vector type with its dimension, e.g. `halfvec(512)`."""
+    return f"{_storage(space)[1]}({int(space.dimension)})"
+
+
+def column_sql(space: EmbeddingSpace, alias: str = "") -> str:
+    """The typed vector expression the space's index is built on, e.g. `e.vector::halfvec(512)`."""
+    column = _storage(space)[0]
+    return f"{alias + '.' if alias else ''}{column}::{sql_type(space)}"
+
+
+def distance_sql(space: EmbeddingSpace, alias: str = "") -> str:
+    """Cosine distance from the space's vector column to one `%s` query parameter (a vector literal)."""
+    return f"({column_sql(space, alias)} <=> %s::{sql_type(space)})"
+
+
+def opclass(space: EmbeddingSpace) -> str:
+    return _storage(space)[2]
+
+
+def bytes_per_vector(space: EmbeddingSpace) -> int:
+    return 8 + _storage(space)[3] * int(space.dimension)
 
 
 def typed_vector(space: EmbeddingSpace):
-    return Cast(F("vector"), VectorField(dimensions=space.dimension))
+    column, kind = _storage(space)[:2]
+    field = HalfVectorField if kind == "halfvec" else VectorField
+    return Cast(F(column), field(dimensions=space.dimension))
 
 
 def cosine_distance(space: EmbeddingSpace, query: Sequence[float]):
+    if space.precision == Precision.HALF:
+        query = HalfVector(list(map(float, query)))
     return CosineDistance(typed_vector(space), query)
 
 
@@ -24,9 +71,11 @@ def set_local_search_params(*, ef_search: int, iterative: str = "relaxed_order",
     """SET LOCAL the HNSW knobs for the current transaction only (call inside transaction.atomic()).
 
     iterative is pgvector's hnsw.iterative_scan: 'off', 'strict_order' or 'relaxed_order'.
+    The settings go to the connection searches read from (a replica, see search.replicas).
     """
     if iterative not in {"off", "strict_order", "relaxed_order"}:
         raise ValueError(f"unknown iterative scan mode {iterative!r}")
+    connection = replicas.read_connection
     if not connection.in_atomic_block:
         raise RuntimeError("SET LOCAL outside a transaction would be a no-op; wrap the query in transaction.atomic()")
     with connection.cursor() as cursor:

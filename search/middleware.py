@@ -6,6 +6,7 @@ from django.conf import settings
 from django.core.exceptions import RequestDataTooBig, TooManyFieldsSent, TooManyFilesSent
 from django.db import DatabaseError, InterfaceError
 from django.http import HttpResponse, JsonResponse
+from django.shortcuts import render
 from django.utils.html import escape
 
 from search.uploads import UploadTooLarge
@@ -23,10 +24,14 @@ def _wants_json(request) -> bool:
 def _error(request, status: int, message: str):
     if _wants_json(request):
         return JsonResponse({"detail": message}, status=status)
-    # Messages may quote what the client sent (a file name): escaped like everything else on a page.
-    response = HttpResponse(f"<!doctype html><title>{status}</title><p>{escape(message)}</p>", status=status)
-    response["Content-Type"] = "text/html; charset=utf-8"
-    return response
+    # A page in the site's layout (templates/error.html; it needs no database). Messages may quote what
+    # the client sent (a file name): the template escapes them like everything else on a page.
+    try:
+        return render(request, "error.html", {"status": status, "message": message}, status=status)
+    except Exception:  # the error page itself must never fail
+        response = HttpResponse(f"<!doctype html><title>{status}</title><p>{escape(message)}</p>", status=status)
+        response["Content-Type"] = "text/html; charset=utf-8"
+        return response
 
 
 class RequestGuardMiddleware:

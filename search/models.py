@@ -1,24 +1,39 @@
 """The stored world: items, the embedding spaces they are mapped into, and their vectors.
 
 Every space shares one `Embedding` table. pgvector's HNSW index needs a fixed dimension,
-so each space gets its own partial expression index (`(vector::vector(dim)) WHERE
+so each space gets its own partial expression index (`(vector::halfvec(dim)) WHERE
 space_id = ...`), built by search.spaces when the space is registered; queries cast the
-column the same way so the planner can use it.
+column the same way (search.knn) so the planner can use it. Vectors are half precision
+unless the space asks for full precision (docs/scaling.md).
 """
 
+import numpy as np
 from django.conf import settings
 from django.contrib.postgres.fields import ArrayField
 from django.contrib.postgres.indexes import GinIndex
 from django.contrib.postgres.search import SearchVector, SearchVectorField
 from django.db import models
 from django.db.models import Q
-from pgvector.django import VectorField
+from pgvector.django import HalfVectorField, VectorField
 
 
 class Modality(models.TextChoices):
     TEXT = "text", "Text"
     IMAGE = "image", "Image"
     AUDIO = "audio", "Audio"
+
+
+class Precision(models.TextChoices):
+    HALF = "half", "Half (halfvec, 2 bytes a dimension)"
+    FULL = "full", "Full (vector, 4 bytes a dimension)"
+
+
+class HalfVector(HalfVectorField):
+    """A dimension-free halfvec column read as a float32 numpy array, like pgvector's VectorField."""
+
+    def from_db_value(self, value, expression, connection):
+        value = super().from_db_value(value, expression, connection)
+        return None if value is None else np.asarray(value, dtype=np.float32)
 
 
 class EmbeddingStatus(models.TextChoices):
@@ -109,6 +124,10 @@ class EmbeddingSpace(models.Model):
     dimension = models.PositiveIntegerField()
     metric = models.CharField(max_length=16, choices=Metric.choices, default=Metric.COSINE)
     modalities = ArrayField(models.CharField(max_length=8, choices=Modality.choices))
+    # Storage and index precision; from the space's PRECISION setting (search.spaces converts on change).
+    precision = models.CharField(max_length=4, choices=Precision.choices, default=Precision.HALF)
+    # How raw cosine maps to a relevance in [0, 1] per query modality -> item modality (search.calibration).
+    calibration = models.JSONField(default=dict, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -128,8 +147,11 @@ class EmbeddingSpace(models.Model):
 class Embedding(models.Model):
     item = models.ForeignKey(Item, on_delete=models.CASCADE, related_name="embeddings")
     space = models.ForeignKey(EmbeddingSpace, on_delete=models.CASCADE, related_name="embeddings")
-    # Dimension-free column: each space's index casts to its own dimension.
-    vector = VectorField()
+    # Dimension-free columns: each space's index casts to its own dimension. `vector` holds every
+    # space's vectors at half precision; a full-precision space also keeps them in `vector_full`,
+    # which its index and searches use. Both are stored inline (STORAGE MAIN, see search.knn).
+    vector = HalfVector()
+    vector_full = VectorField(null=True, blank=True)
     # Set for the windows of long audio; null for the whole-item vector.
     segment_start = models.FloatField(null=True, blank=True)
     segment_end = models.FloatField(null=True, blank=True)
@@ -154,3 +176,86 @@ class Embedding(models.Model):
 
     def __str__(self) -> str:
         return f"{self.item_id}@{self.space_id}"
+
+    def save(self, *args, **kwargs):
+        # bulk writes go through search.embedding.write_vectors, which fills both columns the same way
+        if self.vector_full is None and self.space.precision == Precision.FULL:
+            self.vector_full = self.vector
+        super().save(*args, **kwargs)
+
+
+class Job(models.Model):
+    """Bulk work done by the background workers: a batch upload, a re-embed or a space backfill.
+
+    The queue (procrastinate's tables) only says *that* a job runs; this row says what it is for,
+    how far it got and how each input ended, and outlives the queue's clean-ups.
+    """
+
+    class Kind(models.TextChoices):
+        INGEST = "ingest", "Batch upload"
+        EMBED = "embed", "Embed (re-embed or backfill)"
+
+    class Status(models.TextChoices):
+        QUEUED = "queued", "Queued"
+        RUNNING = "running", "Running"
+        DONE = "done", "Done"
+        FAILED = "failed", "Failed"
+        CANCELLED = "cancelled", "Cancelled"
+
+    kind = models.CharField(max_length=8, choices=Kind.choices)
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.QUEUED)
+    # What to do: for embed jobs {"spaces": [...], "missing_only": bool, "reset": bool}.
+    params = models.JSONField(default=dict, blank=True)
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="jobs"
+    )
+    total = models.PositiveIntegerField(default=0)
+    processed = models.PositiveIntegerField(default=0)
+    succeeded = models.PositiveIntegerField(default=0)
+    failed = models.PositiveIntegerField(default=0)
+    attempts = models.PositiveIntegerField(default=0)
+    error = models.TextField(blank=True)
+    cancel_requested = models.BooleanField(default=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [models.Index(fields=["status"], name="job_status_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()} #{self.pk}"
+
+    @property
+    def finished(self) -> bool:
+        return self.status in (self.Status.DONE, self.Status.FAILED, self.Status.CANCELLED)
+
+
+class JobInput(models.Model):
+    """One input of a batch upload: its bytes or text until processed, then how it ended."""
+
+    class Outcome(models.TextChoices):
+        PENDING = "pending", "Pending"
+        ADDED = "added", "Added"
+        PRESENT = "present", "Already present"
+        FAILED = "failed", "Failed"
+
+    job = models.ForeignKey(Job, on_delete=models.CASCADE, related_name="inputs")
+    position = models.PositiveIntegerField()
+    name = models.CharField(max_length=300, blank=True)  # the uploaded file's name, for the report
+    # The payload lives in the database until the input is processed, so a job survives a restart;
+    # it is cleared once the item is stored.
+    data = models.BinaryField(null=True, blank=True)
+    text = models.TextField(blank=True)  # a text input's body ("" for a file)
+    fields = models.JSONField(default=dict, blank=True)  # title, caption, tags, collection, metadata
+    outcome = models.CharField(max_length=8, choices=Outcome.choices, default=Outcome.PENDING)
+    item = models.ForeignKey(Item, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    error = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["job", "position"]
+        constraints = [models.UniqueConstraint(fields=["job", "position"], name="one_input_per_job_position")]
+
+    def __str__(self) -> str:
+        return f"{self.job_id}#{self.position} {self.name}"

@@ -8,19 +8,34 @@ few rows or when asked); `lexical` ranks by PostgreSQL full text over title and 
 
 import json
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
 import numpy as np
 from django.conf import settings
-from django.db import connection, transaction
+from django.db import transaction
 
-from search import access, knn, spaces
-from search.models import EmbeddingSpace, Item, Modality
+from encoders.base import EncoderError
+from search import access, knn, metrics, spaces
+from search import calibration as calibrate
+from search.media import formats
+from search.models import Embedding, EmbeddingSpace, Item, Modality
 from search.queries import QueryError, QueryPart, query_vector, validate_parts
+from search.replicas import read_connection as connection
 
 MODES = ("vector", "hybrid", "lexical")
+# Orders of the relevant set: by relevance (the search's own order), or by a field of the items.
+SORTS = {
+    "relevance": None,
+    "newest": ("-created_at", "-id"),
+    "oldest": ("created_at", "id"),
+    "title": ("title_lower", "id"),
+    "taken_newest": ("-taken_at", "-id"),
+    "taken_oldest": ("taken_at", "id"),
+}
+FACETS = ("modality", "collection", "tags")
+SUGGESTIONS = 3
 RRF_K = 60  # the constant from Cormack et al.; dampens the head of each ranking
 FUSION_DEPTH = 100  # candidates taken from each ranking before fusing
 
@@ -96,6 +111,12 @@ class SearchRequest:
     # The user the query runs for (None: anonymous). An item they may not see cannot be a query part:
     # its neighbours would reveal it.
     viewer: Any = None
+    # Results below this calibrated relevance are not returned (None: SEARCH_MIN_RELEVANCE) ...
+    min_relevance: float | None = None
+    # ... unless asked for: then they follow the relevant ones, flagged `weak`.
+    include_weak: bool = False
+    sort: str = "relevance"
+    facets: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -108,6 +129,9 @@ class Hit:
     vector_rank: int | None = None
     lexical_rank: int | None = None
     moment: tuple[float, float] | None = None
+    relevance: float | None = None  # calibrated, in [0, 1] (search.calibration)
+    weak: bool = False  # below the cutoff, shown only on request
+    space: str = ""  # the space whose vectors matched it
 
 
 @dataclass
@@ -120,6 +144,14 @@ class SearchPage:
     mode: str
     exact: bool
     timings: dict[str, float]
+    min_relevance: float = 0.0
+    sort: str = "relevance"
+    total_relevant: int = 0  # among the candidates looked at (SEARCH_MAX_RELEVANT at most)
+    weak_count: int = 0  # candidates below the cutoff
+    facets: dict[str, dict[str, int]] = field(default_factory=dict)
+    # When nothing is relevant: the nearest few anyway, for a "no close match; nearest were..." answer.
+    suggestions: list[Hit] = field(default_factory=list)
+    matched_words: bool = False  # whether any result matched the query's words (hybrid, lexical)
 
 
 def _vector_literal(vector: np.ndarray) -> str:
@@ -145,6 +177,13 @@ def _check_paging(request: SearchRequest) -> None:
         raise QueryError(f"page must be between 1 and {settings.SEARCH_MAX_PAGE}")
     if request.ef_search is not None and not 1 <= request.ef_search <= 1000:
         raise QueryError("ef_search must be between 1 and 1000")
+    if request.sort not in SORTS:
+        raise QueryError(f"unknown sort {request.sort!r}; use {', '.join(SORTS)}")
+    unknown = set(request.facets) - set(FACETS)
+    if unknown:
+        raise QueryError(f"unknown facet {sorted(unknown)[0]!r}; use {', '.join(FACETS)}")
+    if request.min_relevance is not None and not 0.0 <= request.min_relevance <= 1.0:
+        raise QueryError("min_relevance must be between 0 and 1")
     request.filters.validate()
 
 
@@ -155,8 +194,7 @@ def vector_ranking(space: EmbeddingSpace, vector: np.ndarray, filters: Filters, 
     if exclude_ids:
         where += " AND NOT (i.id = ANY(%s))"
         params.append(list(exclude_ids))
-    dim = int(space.dimension)
-    distance = f"(e.vector::vector({dim}) <=> %s::vector({dim}))"
+    distance = knn.distance_sql(space, "e")
     if not exact and filters.narrowing and settings.SEARCH_EXACT_BELOW:
         # A filter that leaves few rows is answered faster, and completely, by an exact scan. The
         # planner's row estimate decides: counting would cost more than the search itself.
@@ -173,7 +211,7 @@ def vector_ranking(space: EmbeddingSpace, vector: np.ndarray, filters: Filters, 
     )
     literal = _vector_literal(vector)
     args = [literal, int(space.pk), *params, literal, limit]
-    with transaction.atomic():
+    with transaction.atomic(using=connection.alias):
         knn.set_local_search_params(
             ef_search=max(ef_search or settings.SEARCH_HNSW_EF_SEARCH, min(limit, 1000)),
             iterative="relaxed_order",
@@ -213,12 +251,11 @@ def audio_moments(space: EmbeddingSpace, vector: np.ndarray, item_ids: list[int]
     """For each audio item, the window closest to the query."""
     if not item_ids:
         return {}
-    dim = int(space.dimension)
     with connection.cursor() as cursor:
         cursor.execute(
             f"SELECT DISTINCT ON (item_id) item_id, segment_start, segment_end FROM search_embedding"
             f" WHERE space_id = %s AND item_id = ANY(%s) AND segment_start IS NOT NULL"
-            f" ORDER BY item_id, vector::vector({dim}) <=> %s::vector({dim}), segment_start",
+            f" ORDER BY item_id, {knn.distance_sql(space)}, segment_start",
             [int(space.pk), item_ids, _vector_literal(vector)],
         )
         return {item_id: (float(start), float(end)) for item_id, start, end in cursor.fetchall()}
@@ -237,10 +274,10 @@ def modality_centroid(space: EmbeddingSpace, modality: str) -> np.ndarray | None
     cached = _centroids.get(key)
     if cached is not None and time.monotonic() - cached[0] < settings.SEARCH_CENTROID_TTL:
         return cached[1]
-    dim = int(space.dimension)
+    column = knn.column_sql(space, "e")
     with connection.cursor() as cursor:
         cursor.execute(
-            f"SELECT avg(e.vector::vector({dim}))::text FROM search_embedding e JOIN search_item i ON i.id = e.item_id"
+            f"SELECT avg({column})::text FROM search_embedding e JOIN search_item i ON i.id = e.item_id"
             f" WHERE e.space_id = %s AND e.segment_start IS NULL AND i.modality = %s AND NOT i.hidden",
             [int(space.pk), modality],
         )
@@ -274,14 +311,23 @@ def cross_modal_ranking(space: EmbeddingSpace, vector: np.ndarray, filters: Filt
         narrowed = Filters(**{**filters.__dict__, "modalities": [modality]})
         ranking, exact = vector_ranking(space, vector, narrowed, limit, **options)
         exact_all = exact_all and exact
-        results.extend((item_id, distance, (1.0 - distance) - baseline) for item_id, distance in ranking)
+        # Rounded to what half-precision storage can tell apart, so equal scores tie by id, not by noise.
+        results.extend((item_id, distance, round((1.0 - distance) - baseline, 3)) for item_id, distance in ranking)
     results.sort(key=lambda row: (-row[2], row[0]))
     return results[:limit], exact_all
 
 
 def search(request: SearchRequest) -> SearchPage:
+    """Search one space (`request.space`), or, when none is named and several are configured, every space
+    that can embed the whole query, fused into one list by calibrated relevance."""
     _check_paging(request)
     validate_parts(request.parts)
+    if request.space is None and len(settings.SEARCH_SPACES) > 1:
+        return _fused_search(request)
+    return _search_in_space(request)
+
+
+def _search_in_space(request: SearchRequest) -> SearchPage:
     space = resolve_space(request.space)
     timings: dict[str, float] = {}
     offset = (request.page - 1) * request.k
@@ -292,17 +338,21 @@ def search(request: SearchRequest) -> SearchPage:
         raise QueryError(f"{request.mode} search needs a text part to match words against")
 
     _check_item_parts(request)
+    metrics.SEARCHES.labels(mode=request.mode).inc()
     started = time.perf_counter()
     vector = query_vector(space, request.parts) if request.mode != "lexical" else None
     timings["encode_ms"] = (time.perf_counter() - started) * 1000
 
     started = time.perf_counter()
     exact = request.exact
+    # The relevant set is looked for among this many candidates per ranking: enough to sort and count
+    # it when asked to, and always enough for the page.
+    wants_set = request.sort != "relevance" or bool(request.facets)
+    depth = max(window, settings.SEARCH_MAX_RELEVANT if wants_set else settings.SEARCH_RELEVANT_DEPTH)
     vector_ranks: dict[int, tuple[int, float]] = {}
     vector_scores: dict[int, float] = {}
     lexical_ranks: dict[int, tuple[int, float]] = {}
     if vector is not None:
-        depth = window if request.mode == "vector" else max(FUSION_DEPTH, window)
         options = {"exact": request.exact, "exclude_ids": request.exclude_ids, "ef_search": request.ef_search}
         targets = request.filters.modalities or space.modalities
         if request.balance_modalities and len(targets) > 1:
@@ -313,43 +363,225 @@ def search(request: SearchRequest) -> SearchPage:
         vector_ranks = {item_id: (rank, d) for rank, (item_id, d, _) in enumerate(ranking, start=1)}
         vector_scores = {item_id: score for item_id, _, score in ranking}
     if request.mode != "vector":
-        ranking = lexical_ranking(text, request.filters, max(FUSION_DEPTH, window), request.exclude_ids)
+        ranking = lexical_ranking(text, request.filters, max(FUSION_DEPTH, depth), request.exclude_ids)
         lexical_ranks = {item_id: (rank, score) for rank, (item_id, score) in enumerate(ranking, start=1)}
 
+    candidates = set(vector_ranks) | set(lexical_ranks)
+    items = Item.objects.in_bulk(list(candidates))
+    # An item deleted between ranking and fetching simply drops out.
+    relevance = _relevances(space, request, vector_ranks, lexical_ranks, items)
     if request.mode == "vector":
-        ordered = list(vector_scores.items())
+        # Ranked by the score (each modality against its own baseline); relevance decides what is kept.
+        ordered = [(item_id, score) for item_id, score in vector_scores.items() if item_id in items]
     elif request.mode == "lexical":
-        ordered = [(item_id, score) for item_id, (_, score) in lexical_ranks.items()]
+        ordered = [(item_id, score) for item_id, (_, score) in lexical_ranks.items() if item_id in items]
     else:
         fused: dict[int, float] = {}
         for ranks in (vector_ranks, lexical_ranks):
             for item_id, (rank, _) in ranks.items():
                 fused[item_id] = fused.get(item_id, 0.0) + 1.0 / (RRF_K + rank)
-        ordered = sorted(fused.items(), key=lambda pair: (-pair[1], pair[0]))
-    ordered = _pinned_first(ordered, vector_ranks, lexical_ranks, request)
-    page_ids = ordered[offset:offset + request.k]
-    items = Item.objects.in_bulk([item_id for item_id, _ in page_ids])
-    # An item deleted between ranking and fetching simply drops out of this page.
-    page_ids = [(item_id, score) for item_id, score in page_ids if item_id in items]
+        ordered = sorted(((i, f) for i, f in fused.items() if i in items), key=lambda pair: (-pair[1], pair[0]))
+    cutoff = settings.SEARCH_MIN_RELEVANCE if request.min_relevance is None else request.min_relevance
+    relevant = [pair for pair in ordered if relevance[pair[0]] >= cutoff]
+    weak = [pair for pair in ordered if relevance[pair[0]] < cutoff]
+    if (request.sort == "relevance" and request.balance_modalities
+            and len(request.filters.modalities or space.modalities) > 1):
+        relevant = _texts_not_crowding(relevant, items)
+    relevant = _pinned_first(relevant, vector_ranks, lexical_ranks, request)
+    if request.sort != "relevance":
+        relevant = _sorted_by_field(relevant, items, request.sort)
+    listed = relevant + (weak if request.include_weak else [])
+    page_ids = listed[offset:offset + request.k]
     moments = {}
     if vector is not None:
         audio_ids = [i for i, _ in page_ids if items[i].modality == Modality.AUDIO]
         moments = audio_moments(space, vector, audio_ids)
     timings["sql_ms"] = (time.perf_counter() - started) * 1000
 
-    hits = []
-    for position, (item_id, score) in enumerate(page_ids, start=offset + 1):
+    weak_ids = {item_id for item_id, _ in weak}
+
+    def hit(position: int, item_id: int, score: float) -> Hit:
         item = items[item_id]
         vr, lr = vector_ranks.get(item_id), lexical_ranks.get(item_id)
         moment = moments.get(item_id)
         if moment is None and item.modality == Modality.AUDIO and item.duration:
             moment = (0.0, float(item.duration))
-        hits.append(Hit(item=item, score=round(float(score), 6), rank=position,
-                        distance=round(vr[1], 6) if vr else None,
-                        similarity=round(1.0 - vr[1], 6) if vr else None, vector_rank=vr[0] if vr else None,
-                        lexical_rank=lr[0] if lr else None, moment=moment))
-    return SearchPage(hits=hits, page=request.page, k=request.k, has_more=len(ordered) > offset + request.k,
-                      space=space.name, mode=request.mode, exact=exact, timings=timings)
+        return Hit(item=item, score=round(float(score), 6), rank=position,
+                   distance=round(vr[1], 6) if vr else None,
+                   similarity=round(1.0 - vr[1], 6) if vr else None, vector_rank=vr[0] if vr else None,
+                   lexical_rank=lr[0] if lr else None, moment=moment, relevance=round(relevance[item_id], 4),
+                   weak=item_id in weak_ids, space=space.name)
+
+    hits = [hit(position, item_id, score) for position, (item_id, score) in enumerate(page_ids, start=offset + 1)]
+    suggestions = [hit(n, item_id, score) for n, (item_id, score) in enumerate(weak[:SUGGESTIONS], start=1)] \
+        if not relevant else []
+    return SearchPage(hits=hits, page=request.page, k=request.k, has_more=len(listed) > offset + request.k,
+                      space=space.name, mode=request.mode, exact=exact, timings=timings, min_relevance=cutoff,
+                      sort=request.sort, total_relevant=len(relevant), weak_count=len(weak),
+                      facets=_facets([items[i] for i, _ in relevant], request.facets), suggestions=suggestions,
+                      matched_words=any(item_id in lexical_ranks for item_id, _ in listed))
+
+
+def _part_modalities(request: SearchRequest) -> set[str]:
+    """What a space must embed to take every part of the query (item and vector parts are checked apart)."""
+    needed = set()
+    for part in request.parts:
+        if part.text is not None:
+            needed.add(Modality.TEXT)
+        elif part.data is not None:
+            mime = formats.sniff(part.data[:64])
+            if mime:
+                needed.add(formats.BY_MIME[mime].modality)
+    return needed
+
+
+def eligible_spaces(request: SearchRequest) -> list[str]:
+    """The configured spaces that can embed every part of the query and hold items of the wanted modalities."""
+    needed = _part_modalities(request)
+    wanted = set(request.filters.modalities) or set(Modality.values)
+    item_ids = {part.item_id for part in request.parts if part.item_id is not None}
+    vector_dims = {len(part.vector) for part in request.parts if part.vector is not None}
+    names = []
+    for name in settings.SEARCH_SPACES:
+        try:
+            encoder = spaces.get_encoder(name)
+            if not all(encoder.can_embed(modality) for modality in needed):
+                continue
+            space = resolve_space(name)
+        except (QueryError, EncoderError, spaces.SpaceIdentityMismatch):
+            continue  # a space that cannot be used right now does not take part
+        if vector_dims and vector_dims != {space.dimension}:
+            continue
+        if item_ids and Embedding.objects.filter(space=space, item_id__in=item_ids,
+                                                 segment_start__isnull=True).count() < len(item_ids):
+            continue
+        if not any(calibrate.modality_counts(space).get(modality) for modality in wanted & set(space.modalities)):
+            continue
+        names.append(name)
+    return names
+
+
+def _fused_search(request: SearchRequest) -> SearchPage:
+    names = eligible_spaces(request)
+    if not names:
+        raise QueryError("no configured space can embed every part of this query and holds items of the kinds "
+                         "asked for; name one with `space`")
+    if len(names) == 1:
+        return _search_in_space(replace(request, space=names[0]))
+    offset = (request.page - 1) * request.k
+    window = offset + request.k + 1
+    wants_set = request.sort != "relevance" or bool(request.facets)
+    # Each space lists the same candidates whatever the page, so pages of the fused list stay consistent.
+    depth = max(window, settings.SEARCH_MAX_RELEVANT if wants_set else settings.SEARCH_RELEVANT_DEPTH)
+    pages = [_search_in_space(replace(request, space=name, page=1, k=depth, sort="relevance", facets=[],
+                                      include_weak=True)) for name in names]
+    best: dict[int, Hit] = {}
+    for page in pages:
+        for hit in page.hits:
+            kept = best.get(hit.item.pk)
+            if kept is None or (hit.relevance or 0) > (kept.relevance or 0):
+                best[hit.item.pk] = hit
+    # Calibrated relevance is what makes scores of different spaces comparable.
+    ordered = sorted(best.values(), key=lambda hit: (-(hit.relevance or 0), hit.item.pk))
+    relevant = [hit for hit in ordered if not hit.weak]
+    weak = [hit for hit in ordered if hit.weak]
+    if request.sort != "relevance":
+        items = {hit.item.pk: hit.item for hit in relevant}
+        by_id = {hit.item.pk: hit for hit in relevant}
+        relevant = [by_id[i] for i, _ in _sorted_by_field([(h.item.pk, 0) for h in relevant], items, request.sort)]
+    listed = relevant + (weak if request.include_weak else [])
+    hits = [replace(hit, rank=position) for position, hit in
+            enumerate(listed[offset:offset + request.k], start=offset + 1)]
+    timings: dict[str, float] = {}
+    for page in pages:
+        for key, value in page.timings.items():
+            timings[key] = timings.get(key, 0.0) + value
+    cutoff = pages[0].min_relevance
+    return SearchPage(
+        hits=hits, page=request.page, k=request.k, has_more=len(listed) > offset + request.k,
+        space="+".join(names), mode=request.mode, exact=all(page.exact for page in pages), timings=timings,
+        min_relevance=cutoff, sort=request.sort, total_relevant=len(relevant), weak_count=len(weak),
+        facets=_facets([hit.item for hit in relevant], request.facets),
+        suggestions=[replace(hit, rank=n) for n, hit in enumerate(weak[:SUGGESTIONS], start=1)] if not relevant
+        else [],
+        matched_words=any(page.matched_words for page in pages),
+    )
+
+
+def query_modality(request: SearchRequest, items_by_id: dict | None = None) -> str | None:
+    """The modality a query mostly is (its heaviest positive part), for calibration; None for raw vectors."""
+    best, best_weight = None, 0.0
+    item_modalities = dict(Item.objects.filter(pk__in=[p.item_id for p in request.parts if p.item_id])
+                           .values_list("pk", "modality")) if any(p.item_id for p in request.parts) else {}
+    for part in request.parts:
+        if part.weight <= best_weight:
+            continue
+        if part.text is not None:
+            modality = Modality.TEXT
+        elif part.data is not None:
+            mime = formats.sniff(part.data[:64])
+            modality = formats.BY_MIME[mime].modality if mime else None
+        elif part.item_id is not None:
+            modality = item_modalities.get(part.item_id)
+        else:
+            modality = None
+        best, best_weight = modality, part.weight
+    return best
+
+
+def _relevances(space, request, vector_ranks, lexical_ranks, items) -> dict[int, float]:
+    """Calibrated relevance of every candidate: from its similarity for the query->item modality pair, and
+    at least 0.5 + for a full-text match (words that match are relevant by definition)."""
+    calibration = calibrate.current(space) if vector_ranks else {}
+    modality = query_modality(request)
+    out = {}
+    for item_id, item in items.items():
+        value = 0.0
+        if item_id in vector_ranks:
+            value = calibrate.relevance(calibration, modality or item.modality, item.modality,
+                                        1.0 - vector_ranks[item_id][1])
+        if item_id in lexical_ranks:
+            rank = lexical_ranks[item_id][1]
+            value = max(value, 0.5 + 0.5 * rank / (rank + 0.1))
+        out[item_id] = value
+    return out
+
+
+def _sorted_by_field(pairs, items, sort: str):
+    fields = SORTS[sort]
+
+    def key(pair):
+        item = items[pair[0]]
+        values = []
+        for name in fields:
+            descending = name.startswith("-")
+            name = name.lstrip("-")
+            value = item.title.lower() if name == "title_lower" else getattr(item, name)
+            # Items without the field (a photo with no capture date) go last either way.
+            missing = value is None
+            if isinstance(value, datetime):
+                value = value.timestamp()
+            if descending and not missing:
+                value = -value if not isinstance(value, str) else value
+            values.append((missing, value if not missing else 0))
+        return values
+
+    if sort == "title":
+        return sorted(pairs, key=lambda pair: (items[pair[0]].title.lower() or "\uffff", pair[0]))
+    return sorted(pairs, key=key)
+
+
+def _facets(items: list[Item], names: list[str]) -> dict[str, dict[str, int]]:
+    out: dict[str, dict[str, int]] = {}
+    for name in names:
+        counts: dict[str, int] = {}
+        for item in items:
+            values = item.tags if name == "tags" else [getattr(item, name)]
+            for value in values:
+                if value:
+                    counts[value] = counts.get(value, 0) + 1
+        out[name] = dict(sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])))
+    return out
 
 
 def _check_item_parts(request: SearchRequest) -> None:
@@ -361,6 +593,21 @@ def _check_item_parts(request: SearchRequest) -> None:
     found = set(access.visible(Item.objects.filter(pk__in=wanted), request.viewer).values_list("pk", flat=True))
     for item_id in sorted(wanted - found):
         raise QueryError(f"there is no item {item_id}")
+
+
+def _texts_not_crowding(pairs: list, items: dict) -> list:
+    """In a list over several modalities, a text neither leads nor follows another text while pictures
+    and sounds remain: a caption restating a text query ("a high beeping tone") is always nearer to it
+    than the sound it describes, and five captions first hid the sounds (issue 12, item 6). Otherwise
+    the order is kept."""
+    texts = [pair for pair in pairs if items[pair[0]].modality == Modality.TEXT]
+    others = [pair for pair in pairs if items[pair[0]].modality != Modality.TEXT]
+    mixed, rank = [], {pair[0]: n for n, pair in enumerate(pairs)}
+    while texts or others:
+        text_next = texts and (not others or rank[texts[0][0]] < rank[others[0][0]])
+        crowding = not mixed or items[mixed[-1][0]].modality == Modality.TEXT
+        mixed.append(texts.pop(0) if text_next and not (crowding and others) else others.pop(0))
+    return mixed
 
 
 def _pinned_first(ordered, vector_ranks, lexical_ranks, request: SearchRequest):

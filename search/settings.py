@@ -60,6 +60,8 @@ INSTALLED_APPS = [
     "whitenoise.runserver_nostatic",
     "django.contrib.staticfiles",
     "django.contrib.postgres",
+    # The background job queue, in the same PostgreSQL (see docs/architecture.md, "Background jobs").
+    "procrastinate.contrib.django",
     "rest_framework",
     "rest_framework.authtoken",
     "drf_spectacular",
@@ -67,6 +69,9 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # First, so the request id and the latency cover everything below (search/logs.py, search/metrics.py).
+    "search.logs.RequestIdMiddleware",
+    "search.metrics.MetricsMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "search.middleware.RequestGuardMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
@@ -77,6 +82,8 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "search.middleware.ErrorMappingMiddleware",
+    # Innermost, so a failed replica under a read-only request is retried on the primary (search/replicas/).
+    "search.replicas.middleware.ReplicaRoutingMiddleware",
 ]
 
 ROOT_URLCONF = "search.urls"
@@ -107,6 +114,13 @@ else:
         "NAME": env_str("SEARCH_DB_NAME", "search"),
         "USER": "postgres",
         "PGDATA": str(Path(env_str("SEARCH_PGDATA", str(VAR_DIR / "pgdata"))).resolve()),
+        # Server settings that override the ones search/embedded_db.py derives from the machine.
+        "TUNING": {
+            "shared_buffers": env_str("SEARCH_PG_SHARED_BUFFERS"),
+            "effective_cache_size": env_str("SEARCH_PG_EFFECTIVE_CACHE_SIZE"),
+            "maintenance_work_mem": env_str("SEARCH_PG_MAINTENANCE_WORK_MEM"),
+            "max_parallel_maintenance_workers": env_str("SEARCH_PG_PARALLEL_BUILD_WORKERS"),
+        },
     }
 # Django's own psycopg 3 connection pool: a request borrows a connection and gives it back when it ends,
 # so a burst of concurrent requests (one thread each under the development server) waits for one of
@@ -131,6 +145,22 @@ DB_SERVER_PROCESSES = env_int("DJANGO_DB_SERVER_PROCESSES", 1, minimum=1)
 _default_db["CONN_HEALTH_CHECKS"] = True
 _default_db["TEST"] = {"NAME": "test_" + _default_db["NAME"]}
 DATABASES = {"default": _default_db}
+# Read replicas (search/replicas/): searches and page reads go to a streaming replica that answers and
+# keeps up, writes and a client's reads just after it wrote go to the primary.
+DATABASE_REPLICA_URLS = env_list("DATABASE_REPLICA_URLS", [])
+SEARCH_REPLICAS = []
+for _number, _url in enumerate(DATABASE_REPLICA_URLS, start=1):
+    _replica = parse_database_url(_url)
+    if DB_POOL:
+        _replica["OPTIONS"]["pool"] = dict(_default_db["OPTIONS"]["pool"])
+    _replica.update(CONN_MAX_AGE=_default_db["CONN_MAX_AGE"], CONN_HEALTH_CHECKS=True, TEST={"MIRROR": "default"})
+    DATABASES[f"replica{_number}"] = _replica
+    SEARCH_REPLICAS.append(f"replica{_number}")
+DATABASE_ROUTERS = ["search.replicas.router.ReplicaRouter"]
+SEARCH_REPLICA_MAX_LAG = env_float("SEARCH_REPLICA_MAX_LAG", 5.0)  # seconds behind before the primary serves
+SEARCH_REPLICA_STICKY_SECONDS = env_float("SEARCH_REPLICA_STICKY_SECONDS", 10.0)  # read-your-writes window
+SEARCH_REPLICA_CHECK_SECONDS = env_float("SEARCH_REPLICA_CHECK_SECONDS", 2.0)  # how often lag is checked
+SEARCH_REPLICA_RETRY_SECONDS = env_float("SEARCH_REPLICA_RETRY_SECONDS", 15.0)  # a failed replica sits out
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 # The oldest pgvector that has iterative index scans, which filtered search relies on.
 PGVECTOR_MIN_VERSION = (0, 8, 0)
@@ -192,9 +222,22 @@ SEARCH_HNSW_M = env_int("SEARCH_HNSW_M", 16, minimum=2)
 SEARCH_HNSW_EF_CONSTRUCTION = env_int("SEARCH_HNSW_EF_CONSTRUCTION", 64, minimum=4)
 SEARCH_HNSW_EF_SEARCH = env_int("SEARCH_HNSW_EF_SEARCH", 100, minimum=1)
 
+# Throttles by tier (search/api/throttling.py): anonymous clients per address (see SEARCH_NUM_PROXIES),
+# token holders and staff per account. A search page types ahead at a few requests a second and an
+# integration uploads as fast as it encodes, so the defaults are per minute rates neither reaches on this
+# hardware; they stop runaway loops and scrapers, not users. "none" means no limit.
+def _rate(name: str, default: str) -> str | None:
+    value = env_str(name, default)
+    return None if value.lower() == "none" else value
+
+
 SEARCH_THROTTLE_RATES = {
-    "search": env_str("SEARCH_THROTTLE_SEARCH", "120/min"),
-    "write": env_str("SEARCH_THROTTLE_WRITE", "60/min"),
+    "search": _rate("SEARCH_THROTTLE_SEARCH", "600/min"),
+    "search.user": _rate("SEARCH_THROTTLE_SEARCH_USER", "3000/min"),
+    "search.staff": _rate("SEARCH_THROTTLE_SEARCH_STAFF", "none"),
+    # Writes always need an account; a batch upload counts once, whatever it holds.
+    "write": _rate("SEARCH_THROTTLE_WRITE", "1200/min"),
+    "write.staff": _rate("SEARCH_THROTTLE_WRITE_STAFF", "none"),
 }
 # Reads are public unless SEARCH_API_PUBLIC_READS=0; writes always need a token or a staff session.
 SEARCH_API_PUBLIC_READS = env_bool("SEARCH_API_PUBLIC_READS", True)
@@ -243,16 +286,40 @@ if PRODUCTION:
     SESSION_COOKIE_SECURE = True
     CSRF_COOKIE_SECURE = True
     SECURE_SSL_REDIRECT = env_bool("DJANGO_SECURE_SSL_REDIRECT", True)
+    # Load balancers and Prometheus talk plain HTTP to the server itself: a redirect would fail their checks.
+    SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^metrics$"]
     SECURE_HSTS_SECONDS = env_int("DJANGO_HSTS_SECONDS", 31536000, minimum=0)
     SECURE_HSTS_INCLUDE_SUBDOMAINS = True
     SECURE_HSTS_PRELOAD = True
 
+# One JSON object per line in production (DJANGO_LOG_JSON overrides), each with the request's id.
+LOG_JSON = env_bool("DJANGO_LOG_JSON", PRODUCTION)
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "handlers": {"console": {"class": "logging.StreamHandler"}},
+    "filters": {"request_id": {"()": "search.logs.RequestIdFilter"}},
+    "formatters": {
+        "json": {"()": "search.logs.JsonFormatter"},
+        "plain": {"format": "%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s"},
+    },
+    "handlers": {"console": {"class": "logging.StreamHandler", "filters": ["request_id"],
+                             "formatter": "json" if LOG_JSON else "plain"}},
     "root": {"handlers": ["console"], "level": env_str("DJANGO_LOG_LEVEL", "WARNING")},
+    # One line per request and per job unit; INFO so they show in production under the WARNING default.
+    "loggers": {"search.requests": {"level": env_str("SEARCH_REQUEST_LOG_LEVEL", "INFO" if PRODUCTION else "WARNING")},
+                "search.jobs": {"level": "INFO"}},
 }
+
+# Background jobs (search/jobs.py, search/tasks.py). A worker killed without a goodbye (kill -9, a lost
+# machine) stops its heartbeat; after SEARCH_JOB_STALLED_SECONDS its running jobs are retried.
+SEARCH_JOB_HEARTBEAT_SECONDS = env_float("SEARCH_JOB_HEARTBEAT_SECONDS", 10.0)
+SEARCH_JOB_STALLED_SECONDS = env_float("SEARCH_JOB_STALLED_SECONDS", 30.0)
+# Inputs of a batch upload stored per transaction: the most work a crash can make a worker redo.
+SEARCH_JOB_CHUNK = env_int("SEARCH_JOB_CHUNK", 16, minimum=1)
+# A batch upload's cap on inputs; its whole body is capped like any upload (SEARCH_MAX_UPLOAD_BYTES).
+SEARCH_MAX_BATCH_ITEMS = env_int("SEARCH_MAX_BATCH_ITEMS", 1000, minimum=1)
+# When set, GET /metrics needs "Authorization: Bearer <token>" (else keep /metrics off the public proxy).
+SEARCH_METRICS_TOKEN = env_str("SEARCH_METRICS_TOKEN")
 
 # Ingestion limits: what a single item may be. Uploads above them are refused with a clear error.
 SEARCH_MAX_UPLOAD_BYTES = env_int("SEARCH_MAX_UPLOAD_BYTES", 50 * 1024 * 1024, minimum=1)
@@ -293,6 +360,12 @@ SEARCH_MAX_QUERY_PARTS = env_int("SEARCH_MAX_QUERY_PARTS", 8, minimum=1)
 SEARCH_MAX_QUERY_CHARS = env_int("SEARCH_MAX_QUERY_CHARS", 1000, minimum=1)
 # Below this many matching rows a filtered query is answered exactly (cheaper, and never short).
 SEARCH_EXACT_BELOW = env_int("SEARCH_EXACT_BELOW", 5000, minimum=0)
+# Results below this calibrated relevance (search.calibration; 0.5: as likely relevant as not) are left out
+# unless a client asks for them; the relevant set is sought among this many nearest candidates, and
+# among SEARCH_MAX_RELEVANT when it is sorted by a field or counted into facets.
+SEARCH_MIN_RELEVANCE = env_float("SEARCH_MIN_RELEVANCE", 0.5)
+SEARCH_RELEVANT_DEPTH = env_int("SEARCH_RELEVANT_DEPTH", 100, minimum=1)
+SEARCH_MAX_RELEVANT = env_int("SEARCH_MAX_RELEVANT", 1000, minimum=1)
 # Curators' pinned items lead the results of queries they are at least this similar to (cosine).
 SEARCH_PIN_MIN_SIMILARITY = env_float("SEARCH_PIN_MIN_SIMILARITY", 0.2)
 # How long each modality's mean vector (the cross-modal score baseline) is reused before recomputing.

@@ -1,4 +1,8 @@
-"""Load every configured encoder once at server start, in a background thread."""
+"""Load every configured encoder once per process, before it takes traffic or jobs.
+
+`manage.py serve` (gunicorn) warms each worker in `post_worker_init`, before it accepts a
+connection; the development server warms in a background thread. /healthz reports the state.
+"""
 
 import logging
 import threading
@@ -9,13 +13,24 @@ import encoders
 
 logger = logging.getLogger(__name__)
 
+_lock = threading.Lock()
+# space name -> "ready", or why it could not load. A space missing here has not been loaded yet.
+state: dict[str, str] = {}
 
-def warm_up() -> None:
-    for name in settings.SEARCH_SPACES:
-        try:
-            encoders.get_space(name).warmup()
-        except Exception as exc:  # a broken space must not stop the server; using it says why
-            logger.warning("could not warm up space %r: %s", name, exc)
+
+def warm_up() -> dict[str, str]:
+    """Load every space not loaded yet; a second caller waits for the first instead of loading twice."""
+    with _lock:
+        for name in settings.SEARCH_SPACES:
+            if state.get(name) == "ready":
+                continue
+            try:
+                encoders.get_space(name).warmup()
+                state[name] = "ready"
+            except Exception as exc:  # a broken space must not stop the server; /healthz and using it say why
+                state[name] = f"{type(exc).__name__}: {exc}"
+                logger.warning("could not warm up space %r: %s", name, exc)
+        return dict(state)
 
 
 def warm_up_in_background() -> threading.Thread:

@@ -10,7 +10,7 @@ from search.ingest import clean_tags
 from search.media import MediaRejected, clean_text
 from search.media import formats as media_formats
 from search.models import EmbeddingSpace, Item, Modality
-from search.searching import MODES
+from search.searching import FACETS, MODES, SORTS
 
 
 class BoundedListField(serializers.ListField):
@@ -180,6 +180,21 @@ class QueryPartSerializer(serializers.Serializer):
         list_serializer_class = QueryPartListSerializer
 
 
+class FacetsField(BoundedListField):
+    """Facet names, repeated or comma-separated."""
+
+    child = serializers.ChoiceField(choices=list(FACETS))
+
+    def __init__(self, **kwargs):
+        kwargs.setdefault("max_length", len(FACETS))
+        super().__init__(**kwargs)
+
+    def to_internal_value(self, data):
+        if isinstance(data, str):
+            data = [part.strip() for part in data.split(",") if part.strip()]
+        return super().to_internal_value(data)
+
+
 class SearchParamsSerializer(serializers.Serializer):
     """A search by query string: the text, filters, paging and mode."""
 
@@ -201,6 +216,15 @@ class SearchParamsSerializer(serializers.Serializer):
     mode = serializers.ChoiceField(choices=MODES, required=False, default="vector")
     space = serializers.CharField(required=False, allow_blank=True, max_length=64, default="")
     exact = serializers.BooleanField(required=False, default=False)
+    min_relevance = serializers.FloatField(
+        required=False, allow_null=True, default=None, min_value=0.0, max_value=1.0,
+        help_text="leave out results below this calibrated relevance (default: the server's SEARCH_MIN_RELEVANCE)")
+    include_weak = serializers.BooleanField(required=False, default=False,
+                                            help_text="also list the results below the cutoff, after the relevant ones")
+    sort = serializers.ChoiceField(choices=list(SORTS), required=False, default="relevance",
+                                   help_text="order of the relevant set")
+    facets = FacetsField(required=False, default=list,
+                         help_text="count the relevant set by these fields: modality, collection, tags")
 
     def validate_k(self, value):
         if value > settings.SEARCH_MAX_K:
@@ -244,6 +268,9 @@ class SearchHitSerializer(serializers.Serializer):
     vector_rank = serializers.IntegerField(allow_null=True)
     lexical_rank = serializers.IntegerField(allow_null=True)
     moment = serializers.SerializerMethodField()
+    relevance = serializers.FloatField(allow_null=True, help_text="calibrated relevance to the query, in [0, 1]")
+    weak = serializers.BooleanField(help_text="below the cutoff (listed only with include_weak)")
+    space = serializers.CharField(help_text="the embedding space whose vectors matched it")
 
     def get_snippet(self, hit) -> str:
         text = hit.item.text or ""
@@ -269,6 +296,15 @@ class SearchPageSerializer(serializers.Serializer):
     mode = serializers.CharField()
     exact = serializers.BooleanField()
     timings = serializers.DictField(child=serializers.FloatField())
+    min_relevance = serializers.FloatField(help_text="the cutoff applied")
+    sort = serializers.CharField()
+    total_relevant = serializers.IntegerField(help_text="relevant results among the candidates looked at")
+    weak_count = serializers.IntegerField(help_text="candidates below the cutoff (include_weak=true lists them)")
+    facets = serializers.DictField(child=serializers.DictField(child=serializers.IntegerField()),
+                                   help_text="counts over the relevant set, per requested facet")
+    suggestions = SearchHitSerializer(many=True,
+                                      help_text="when nothing is relevant: the nearest few, for 'no close match'")
+    matched_words = serializers.BooleanField(help_text="whether any result matched the query's words")
 
 
 class SpaceSerializer(serializers.ModelSerializer):

@@ -42,7 +42,8 @@ def _run_search(request, params: dict, upload=None):
         parts.append(QueryPart(data=upload.read(), weight=params.get("weight", 1.0)))
     page = search(SearchRequest(
         parts=parts, filters=_filters(params), space=params["space"] or None, k=params["k"], page=params["page"],
-        mode=params["mode"], exact=params["exact"], viewer=request.user,
+        mode=params["mode"], exact=params["exact"], viewer=request.user, min_relevance=params["min_relevance"],
+        include_weak=params["include_weak"], sort=params["sort"], facets=params["facets"],
     ))
     return Response(SearchPageSerializer(page, context={"request": request}).data)
 
@@ -51,6 +52,8 @@ def _query_params(request) -> dict:
     data = {key: request.query_params.get(key) for key in request.query_params if key not in ("modality", "tag")}
     data["modality"] = request.query_params.getlist("modality")
     data["tag"] = request.query_params.getlist("tag")
+    if len(request.query_params.getlist("facets")) > 1:
+        data["facets"] = request.query_params.getlist("facets")
     return data
 
 

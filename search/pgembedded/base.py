@@ -18,7 +18,7 @@ from search import embedded_db
 class DatabaseWrapper(base.DatabaseWrapper):
     def get_connection_params(self):
         params = super().get_connection_params()
-        params["host"] = embedded_db.socket_dir(Path(self.settings_dict["PGDATA"]))
+        params["host"] = embedded_db.socket_dir(Path(self.settings_dict["PGDATA"]), self.settings_dict.get("TUNING"))
         params.setdefault("user", "postgres")
         return params
 

@@ -125,3 +125,37 @@ def test_burst_serves_every_request_of_a_small_burst(tmp_path):
     run_script("bench_burst.py", "--quick", "--var", str(tmp_path / "var"), "--out", str(out))
     rows = [row for row in table_rows(out.read_text()) if row[1] == "1"]
     assert rows and rows[0][2] == "40" and rows[0][3] == "0", out.read_text()
+
+
+@pytest.mark.slow
+def test_serve_measures_the_production_stack_beside_the_in_process_loop(tmp_path):
+    out = tmp_path / "serve.md"
+    run_script("bench_serve.py", "--quick", "--out", str(out))
+    rows = [row for row in table_rows(out.read_text()) if row[0] != "path"]
+    assert [row[0].split(":")[0] for row in rows] == ["served", "in-process"]
+    assert rows[0][4] == "0 of 24" and all(float(row[1]) > 0 for row in rows)
+
+
+def test_storage_compares_todays_layout_with_full_and_half_precision(tmp_path):
+    out = tmp_path / "storage.md"
+    run_script("bench_storage.py", "--quick", "--out", str(out))
+    text = out.read_text()
+    layouts = {row[0]: row for row in table_rows(text) if len(row) == 8 and row[0] != "layout"}
+    assert set(layouts) == {"today: vector, out of line (TOAST)", "full precision, inline",
+                            "half precision, inline (default)"}
+    # half precision: half the index of float32
+    index = {label: float(row[3].replace(",", "")) for label, row in layouts.items()}
+    assert index["half precision, inline (default)"] < 0.6 * index["full precision, inline"]
+    assert "recall@10 drop of half against full precision" in text
+
+
+@pytest.mark.slow
+def test_million_measures_build_service_filter_and_api(tmp_path):
+    out = tmp_path / "million.md"
+    run_script("bench_million.py", "--quick", "--out", str(out), timeout=600)
+    rows = {row[0]: row for row in table_rows(out.read_text()) if len(row) == 7 and row[0] != "path"}
+    assert float(rows["service, 1 client"][2]) >= 0.95  # HNSW at quick size: near, not always exactly, 1
+    filtered = next(row for label, row in rows.items() if label.startswith("service, 1% filter"))
+    assert filtered[3] == "40 of 40"  # k of k for every query
+    api = next(row for label, row in rows.items() if label.startswith("REST API, 16 clients"))
+    assert api[3] == "40 of 40 answered" and float(api[2]) >= 0.95

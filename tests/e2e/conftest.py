@@ -105,7 +105,9 @@ def demo(app_server, settings, demo_manifest, _demo_snapshot):
     snapshot = _demo_snapshot
     if "items" not in snapshot:
         call_command("ingest", str(demo_manifest), collection="demo", verbosity=0)
-        snapshot["spaces"] = list(EmbeddingSpace.objects.values("id", "name"))
+        # As `loaddemo` does: relevance is calibrated on the space's own data (no golden set here).
+        call_command("calibrate", root=str(demo_manifest.parent / "no-golden"), verbosity=0)
+        snapshot["spaces"] = list(EmbeddingSpace.objects.values("id", "name", "calibration"))
         snapshot["items"] = list(Item.objects.values(*_item_fields()))
         snapshot["embeddings"] = list(Embedding.objects.values("item_id", "space_id", "vector", "segment_start",
                                                                "segment_end"))
@@ -113,6 +115,8 @@ def demo(app_server, settings, demo_manifest, _demo_snapshot):
     else:
         # The flush after the last test re-registered the spaces (post_migrate), under new ids.
         space_ids = {row["id"]: spaces.register(row["name"]).pk for row in snapshot["spaces"]}
+        for row in snapshot["spaces"]:
+            EmbeddingSpace.objects.filter(pk=space_ids[row["id"]]).update(calibration=row["calibration"])
         Item.objects.bulk_create([Item(**row) for row in snapshot["items"]])
         Embedding.objects.bulk_create([Embedding(**{**row, "space_id": space_ids[row["space_id"]]})
                                        for row in snapshot["embeddings"]])

@@ -1,5 +1,7 @@
 """What the browser tests read off the pages."""
 
+from pathlib import Path
+
 from search.models import Item
 
 RESULTS_READY = """() => {
@@ -22,3 +24,21 @@ def result_items(page) -> list[Item]:
 
 def shoot(page, output_dir, name: str) -> None:
     page.screenshot(path=str(output_dir / f"e2e-{name}.png"), full_page=True)
+
+
+AXE = Path(__file__).resolve().parents[2] / "search" / "static" / "search" / "vendor" / "axe.min.js"
+PHONE = {"width": 390, "height": 844}
+
+
+def axe_violations(page, impacts=("serious", "critical")) -> list[str]:
+    """axe-core's serious and critical violations on the page as it is now, one line each."""
+    if not page.evaluate("() => !!window.axe"):
+        page.add_script_tag(path=str(AXE))
+    found = page.evaluate("async () => (await axe.run(document, {resultTypes: ['violations']})).violations")
+    return [f"{v['id']} ({v['impact']}): {v['help']} at {[n['target'] for n in v['nodes']][:4]}"
+            for v in found if v["impact"] in impacts]
+
+
+def assert_accessible(page) -> None:
+    violations = axe_violations(page)
+    assert not violations, "\n".join(violations)

@@ -9,6 +9,14 @@ from tests.e2e.helpers import result_items, shoot, wait_for_results
 pytestmark = pytest.mark.e2e
 
 
+@pytest.fixture(autouse=True)
+def _every_hit_counts(settings):
+    # These tests are about the page's mechanics (uploads, chips, filters, paging), not the relevance
+    # cutoff: the browser tests' small world is calibrated without a golden set, and the default cutoff
+    # keeps only a few results there. Every hit counts as relevant here.
+    settings.SEARCH_MIN_RELEVANCE = 0.0
+
+
 def test_a_curator_hides_an_item_and_it_leaves_search(page, demo, output_dir):
     User.objects.create_superuser("curator", "curator@example.com", "pw-curator-e2e")
     page.goto("/?q=a+yellow+shape")

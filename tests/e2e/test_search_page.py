@@ -16,6 +16,14 @@ from tests.e2e.helpers import result_items, shoot, wait_for_results
 pytestmark = pytest.mark.e2e
 
 
+@pytest.fixture(autouse=True)
+def _every_hit_counts(settings):
+    # These tests are about the page's mechanics (uploads, chips, filters, paging), not the relevance
+    # cutoff: the browser tests' small world is calibrated without a golden set, and the default cutoff
+    # keeps only a few results there. Every hit counts as relevant here.
+    settings.SEARCH_MIN_RELEVANCE = 0.0
+
+
 def search_for(page, text: str) -> None:
     page.get_by_label("Search text, images and sounds").fill(text)
     page.get_by_role("button", name="Search", exact=True).click()
@@ -37,8 +45,13 @@ def test_a_text_query_shows_matching_images(page, demo, output_dir):
     shoot(page, output_dir, "text-query")
     # Hybrid mode ranks by the words too, and marks them.
     page.get_by_label("Match words too").check()
+    # No stored item holds both "red" and "shape": the page does not claim a word match that did not happen.
+    expect(page.locator("#results .summary")).not_to_contain_text("meaning and words")
+    expect(page.locator("#results")).to_contain_text("No stored item contains these words")
+    # An image's own title certainly matches words: now the page says so, and marks them.
+    search_for(page, images[0].title)
     expect(page.locator("#results .summary")).to_contain_text("meaning and words")
-    expect(page.locator("#results mark").first).to_have_text(re.compile("red", re.I))
+    expect(page.locator("#results mark").first).to_be_visible()
 
 
 def test_the_results_page_fits_a_phone(make_page, demo, output_dir):
@@ -123,7 +136,7 @@ def test_dropping_or_pasting_an_image_makes_it_the_query(page, demo, output_dir)
     page.evaluate("t => document.dispatchEvent(new ClipboardEvent('paste', {clipboardData: t}))",
                   transfer(buffer.getvalue(), "pasted.png"))
     expect(page.locator("#chips .chip-image")).to_have_count(2)
-    expect(page.locator("#chips .chip-weight input").first).to_be_visible()  # two parts: weights show
+    expect(page.locator("#chips .chip-weight-input").first).to_be_visible()  # two parts: weights show
     # A file that only pretends to be an image: the server's refusal is shown as it is.
     page.dispatch_event("#dropzone", "drop", {"dataTransfer": transfer(b"GIF89a but not really", "fake.png")})
     expect(page.get_by_role("alert")).to_contain_text("The query file was refused")
@@ -163,7 +176,7 @@ def test_chips_more_like_this_and_more_results(page, demo, output_dir):
     page.get_by_role("button", name="subtract “green”").click()
     expect(page.locator("#chips .chip.is-negative")).to_have_count(1)
     wait_for_results(page)
-    assert page.locator("#chips .chip-weight input").first.is_visible()
+    assert page.locator("#chips .chip-weight-input").first.is_visible()
     # Infinite scroll: the next page arrives at the end of the grid.
     before = page.locator("#results .card").count()
     page.locator("button.more").scroll_into_view_if_needed()

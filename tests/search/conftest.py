@@ -18,6 +18,9 @@ def fake_spaces(settings):
     original = settings.SEARCH_SPACES
     settings.SEARCH_SPACES = FAKE_SPACES
     settings.SEARCH_DEFAULT_SPACE = "fake"
+    # The fake's vectors carry no meaning a relevance could be calibrated on: plumbing tests see every
+    # result, and the cutoff's own tests (test_relevance.py) set min_relevance explicitly.
+    settings.SEARCH_MIN_RELEVANCE = 0.0
     encoders.configure(FAKE_SPACES)
     yield FAKE_SPACES
     encoders.configure(original)

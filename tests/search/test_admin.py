@@ -1,6 +1,7 @@
 """Curation in the admin: the item list, bulk actions, upload through ingestion, the item form's
 vectors, neighbours and duplicates, and the spaces list with its backfill."""
 
+import re
 from types import SimpleNamespace
 
 import pytest
@@ -15,6 +16,13 @@ from search.searching import SearchRequest, search
 from tests.search.helpers import png_bytes, truncated, wav_bytes
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("fake_spaces")]
+
+
+@pytest.fixture(autouse=True)
+def _every_hit_counts(settings):
+    # These tests are about the pages, not the relevance cutoff (the fake space's vectors are random,
+    # so few would pass it): every hit counts as relevant here.
+    settings.SEARCH_MIN_RELEVANCE = 0.0
 CHANGELIST = "/admin/search/item/"
 
 
@@ -66,7 +74,8 @@ def test_the_item_list_previews_media_and_filters(curator, items):
     assert "red (2)" in html  # the tag filter counts
     assert curator.get(CHANGELIST, {"tag": "blue"}).context["cl"].result_count == 1
     assert curator.get(CHANGELIST, {"modality__exact": "audio"}).context["cl"].result_count == 1
-    assert curator.get(CHANGELIST, {"q": "circles"}).context["cl"].result_count == 1  # searches title and text
+    # Words only (the search box's default adds matches by meaning: see the test below).
+    assert curator.get(CHANGELIST, {"q": "circles", "words": "1"}).context["cl"].result_count == 1
 
 
 def test_hiding_removes_an_item_from_search_at_once_and_unhiding_brings_it_back(curator, items):
@@ -105,7 +114,7 @@ def test_reembed_restores_missing_vectors(curator, items):
     Embedding.objects.filter(item__in=[items.red, items.tone]).delete()
     Item.objects.filter(pk=items.red.pk).update(embedding_status="failed", embedding_error="boom")
     response = act(curator, "reembed_items", [items.red, items.tone])
-    assert any(m.startswith("Re-embedded: 2 vector set(s) written, 0 failed") for m in messages_of(response))
+    run_queued_job(response)  # what a worker does
     red = Item.objects.get(pk=items.red.pk)
     assert (red.embedding_status, red.embedding_error) == ("done", "")
     assert Embedding.objects.filter(item=items.tone, segment_start__isnull=False).exists()  # audio windows too
@@ -198,8 +207,33 @@ def test_spaces_list_counts_and_backfills(curator, items):
     Embedding.objects.filter(item__in=[items.blue, items.text]).delete()
     response = curator.post("/admin/search/embeddingspace/", {"action": "backfill", "_selected_action": [space.pk]},
                             follow=True)
-    assert "fake: embedded 2 item(s), 0 failed." in messages_of(response)
+    job = run_queued_job(response)
+    assert (job.status, job.succeeded, job.failed) == ("done", 2, 0)
     assert Embedding.objects.filter(segment_start__isnull=True).count() == 5
+    page = curator.get(f"/admin/search/job/{job.pk}/change/").content.decode()
+    assert "2 / 2 (100%)" in page
+
+
+def run_queued_job(response):
+    """Re-embeds and backfills are queued as jobs; run the one the message names, as a worker would."""
+    from search import jobs
+    from search.models import Job
+
+    [message] = [m for m in messages_of(response) if m.startswith("Queued as")]
+    job = Job.objects.get(pk=int(message.split("job ", 1)[1].split(":")[0].split("<")[0]))
+    jobs.run(job.pk)
+    job.refresh_from_db()
+    return job
+
+
+def test_a_queued_job_can_be_cancelled_from_the_jobs_page(curator, items):
+    from search import jobs
+    from search.models import Job
+
+    job = jobs.submit_embed(["fake"])
+    response = curator.post("/admin/search/job/", {"action": "cancel_jobs", "_selected_action": [job.pk]}, follow=True)
+    assert any("Cancelling 1 job(s)" in m for m in messages_of(response))
+    assert Job.objects.get(pk=job.pk).status == "cancelled"
 
 
 def test_deleting_items_removes_their_files(curator, items, settings):
@@ -233,3 +267,77 @@ def test_spaces_admin_shows_the_latest_evaluation(settings, tmp_path, admin_clie
     detail = admin_client.get(f"/admin/search/embeddingspace/{space.pk}/change/")
     html = detail.content.decode()
     assert "text→image" in html and "demo.jsonl" in html, html[html.find("evaluation"):][:1500]
+
+
+def test_vectors_are_never_hand_edited_in_the_admin(curator, items):
+    # No embedding admin at all (an "Add embedding" form used to end in a 500); the item form shows them.
+    assert curator.get("/admin/search/embedding/add/").status_code == 404
+    assert curator.post("/admin/search/embedding/add/", {"vector": "[1,2]"}).status_code == 404
+    assert "/admin/search/embedding/" not in curator.get("/admin/").content.decode()
+    assert "Vectors" in curator.get(f"/admin/search/item/{items.red.pk}/change/").content.decode()
+
+
+def test_the_item_list_searches_through_the_search_service(curator, items, monkeypatch):
+    from search import admin as search_admin
+
+    calls = []
+    original = search_admin.search
+    monkeypatch.setattr(search_admin, "search", lambda request: calls.append(request) or original(request))
+    response = curator.get(CHANGELIST, {"q": "red circles"})
+    assert response.status_code == 200 and calls and calls[0].mode == "hybrid"
+    service_order = [hit.item.title for hit in original(calls[0]).hits]
+    shown = [title for title in re.findall(r'<th class="field-title_or_name"><a href="[^"]*">(.*?)</a>',
+                                           response.content.decode())]
+    assert shown == [title for title in service_order if title in shown]  # in the service's order
+    assert "Red circles" in shown
+    # Words only: Django's own search, and no refusal of the extra parameter.
+    words = curator.get(CHANGELIST, {"q": "circles", "words": "1"})
+    assert words.status_code == 200 and "Red circles" in words.content.decode()
+    assert "Search by meaning too" in words.content.decode()
+
+
+def test_many_files_upload_at_once_with_a_result_each(curator):
+    files = [SimpleUploadedFile("one.png", png_bytes((10, 200, 10)), content_type="image/png"),
+             SimpleUploadedFile("two.wav", wav_bytes(1.0, 330.0), content_type="audio/wav"),
+             SimpleUploadedFile("bad.png", b"not an image at all", content_type="image/png")]
+    response = curator.post("/admin/search/item/upload/", {"files": files, "tags": "batch, green"},
+                            HTTP_ACCEPT="application/json")
+    assert response.status_code == 200
+    results = {row["name"]: row for row in response.json()["results"]}
+    assert results["one.png"]["status"] == "added" and results["two.wav"]["status"] == "added"
+    assert results["bad.png"]["status"] == "refused" and results["bad.png"]["message"]
+    assert Item.objects.filter(tags__contains=["batch", "green"]).count() == 2
+    again = curator.post("/admin/search/item/upload/",
+                         {"files": [SimpleUploadedFile("one.png", png_bytes((10, 200, 10)))]})
+    assert again.status_code == 200 and "Already stored" in again.content.decode()  # the page, without script
+    assert curator.post("/admin/search/item/upload/", {}, HTTP_ACCEPT="application/json").status_code == 400
+
+
+def test_near_duplicates_are_reviewed_and_hidden_in_bulk(curator, items):
+    page = curator.get("/admin/search/item/duplicates/", {"distance": "2"})
+    assert page.status_code == 200
+    html = page.content.decode()
+    assert "pair" in html and 'name="hide"' in html
+    assert curator.get("/admin/search/item/duplicates/", {"distance": "wide"}).status_code == 200
+    response = curator.post("/admin/search/item/duplicates/?distance=2", {"hide": [items.twin.pk]}, follow=True)
+    assert "Hid 1 duplicate." in messages_of(response)
+    assert Item.objects.get(pk=items.twin.pk).hidden
+
+
+def test_a_button_runs_the_evaluation(curator, items, monkeypatch):
+    from search import evaluations
+
+    started = []
+    monkeypatch.setattr(evaluations, "start", lambda name: started.append(name) or True)
+    space = EmbeddingSpace.objects.get(name="fake")
+    page = curator.get(f"/admin/search/embeddingspace/{space.pk}/change/").content.decode()
+    assert "Run the evaluation" in page
+    assert curator.get(f"/admin/search/embeddingspace/{space.pk}/evaluate/").status_code == 302  # GET starts nothing
+    assert started == []
+    response = curator.post(f"/admin/search/embeddingspace/{space.pk}/evaluate/", follow=True)
+    assert started == ["fake"] and "the evaluation is running" in " ".join(messages_of(response))
+
+
+def test_the_admin_is_branded_as_the_product(curator):
+    html = curator.get("/admin/").content.decode()
+    assert "Multimodal search · Curate" in html and "search/admin.css" in html and "Back to search" in html

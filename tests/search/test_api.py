@@ -162,7 +162,7 @@ def test_only_curators_can_hide_and_hidden_items_disappear(alice):
 def test_search_get_and_post(alice):
     _, token = alice
     ids = [create_text(token, text=t).json()["id"] for t in ("alpha one", "beta two", "gamma three")]
-    got = client_for().get("/api/search/", {"q": "alpha one", "k": 2})
+    got = client_for().get("/api/search/", {"q": "alpha one", "k": 2, "min_relevance": 0})
     assert got.status_code == 200
     body = got.json()
     assert body["results"][0]["id"] == ids[0] and len(body["results"]) == 2 and body["has_more"] is True

@@ -253,7 +253,7 @@ def test_the_ann_run_is_compared_with_an_exact_run_of_the_same_query(settings, t
         return real_search(request)
 
     with mock.patch.object(evaluation, "search", spy):
-        evaluate_command(str(golden), "--json", str(tmp_path / "r.json"), "--ef-search", "40")
+        evaluate_command(str(golden), "--json", str(tmp_path / "r.json"), "--ef-search", "40", "--ood", "")
     assert captured == [(False, 40), (True, None)] * 2  # each query: the index run, then the exact run
     report = json.loads((tmp_path / "r.json").read_text())["fake"]
     for row in report["queries"]:
@@ -269,7 +269,8 @@ def test_the_command_shows_the_change_against_a_baseline(settings, tmp_path, sma
     settings.VAR_DIR = tmp_path / "var"
     _, files = small_library
     golden = write_golden(files / "golden.jsonl", [
-        {"id": "t", "query": "alpha beta gamma", "relevant": [text_sha256("alpha beta gamma")]},
+        {"id": "t", "query": "alpha beta gamma", "relevant": [text_sha256("alpha beta gamma")],
+         "filters": {"modalities": ["text"]}},
     ])
     baseline = tmp_path / "before.json"
     evaluate_command(str(golden), "--json", str(baseline), "--no-save")

@@ -143,7 +143,7 @@ def test_kill_9_then_rerun_finishes_without_duplicates_or_orphans(tmp_path, sett
     assert Item.objects.filter(embeddings__isnull=True).count() == 0
     assert Embedding.objects.filter(segment_start__isnull=True).count() == 120
     with connection.cursor() as cursor:
-        cursor.execute("SELECT count(*) FROM search_embedding WHERE NOT (vector_norm(vector) BETWEEN 0.999 AND 1.001)")
+        cursor.execute("SELECT count(*) FROM search_embedding WHERE NOT (l2_norm(vector) BETWEEN 0.999 AND 1.001)")
         assert cursor.fetchone()[0] == 0, "NaN, zero or unnormalised vectors were stored"
     stored = set(Item.objects.values_list("media", flat=True)) | set(Item.objects.values_list("preview", flat=True))
     on_disk = {p.relative_to(media).as_posix() for p in media.rglob("*") if p.is_file()}

@@ -14,6 +14,13 @@ from search.searching import Filters, SearchRequest, more_like_this, search
 pytestmark = pytest.mark.django_db
 
 
+@pytest.fixture(autouse=True)
+def _no_cutoff(settings):
+    # These tests are about ranking: the nearest k, in order. The relevance cutoff, which leaves weak results
+    # out by default, has its own tests (test_relevance.py).
+    settings.SEARCH_MIN_RELEVANCE = 0.0
+
+
 @pytest.fixture(scope="module")
 def world(django_db_setup, django_db_blocker, tmp_path_factory):
     """A demo world stored once for the module (committed, then removed at the end)."""
@@ -116,3 +123,18 @@ def test_hnsw_recall_at_10_against_exact_on_demo_data(world, settings):
         assert not approx.exact
         recalls.append(len({h.item.pk for h in approx.hits} & {h.item.pk for h in exact.hits}) / 10)
     assert float(np.mean(recalls)) >= 0.98
+
+
+def test_the_cutoff_keeps_on_topic_images_and_ranks_an_unrelated_query_lower(world, settings):
+    from search import calibration
+    from search.models import EmbeddingSpace
+
+    settings.SEARCH_MIN_RELEVANCE = 0.5
+    calibration.calibrate(EmbeddingSpace.objects.get(name=settings.SEARCH_DEFAULT_SPACE))
+    page = run([QueryPart(text="a red circle")], k=5, filters=Filters(modalities=["image"]))
+    assert page.hits and all(h.relevance >= 0.5 for h in page.hits)
+    top = labels_of(world, page.hits[0].item)
+    assert (top["colour"], top["shape"]) == ("red", "circle")
+    unrelated = run([QueryPart(text="the minutes of the board meeting")], k=5, include_weak=True,
+                    filters=Filters(modalities=["image"]))
+    assert unrelated.hits[0].relevance < page.hits[0].relevance

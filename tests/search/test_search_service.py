@@ -15,6 +15,13 @@ pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("fake_spaces")]
 DIM = 32
 
 
+@pytest.fixture(autouse=True)
+def _no_cutoff(settings):
+    # These tests are about ranking: the nearest k, in order. The relevance cutoff, which leaves weak results
+    # out by default, has its own tests (test_relevance.py).
+    settings.SEARCH_MIN_RELEVANCE = 0.0
+
+
 def unit(*pairs) -> np.ndarray:
     """A unit vector with the given (axis, value) components."""
     vector = np.zeros(DIM, dtype=np.float32)

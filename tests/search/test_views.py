@@ -20,6 +20,13 @@ from tests.search.users import make_user
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("fake_spaces")]
 
 
+@pytest.fixture(autouse=True)
+def _every_hit_counts(settings):
+    # These tests are about the pages, not the relevance cutoff (the fake space's vectors are random,
+    # so few would pass it): every hit counts as relevant here.
+    settings.SEARCH_MIN_RELEVANCE = 0.0
+
+
 @pytest.fixture
 def items():
     ingester = Ingester()
@@ -48,7 +55,9 @@ def test_the_page_without_a_query_welcomes_and_suggests(client, items):
     assert "Find things by what they mean" in html
     assert 'name="q"' in html and 'method="get"' in html
     assert "2 images" in html and "1 sounds" in html and "1 texts" in html
-    assert '<a class="suggestion" href="?q=red">red</a>' in html
+    # Example queries (short titles or captions of pictures and sounds), not single tags.
+    assert '<a class="suggestion" href="?q=a%20red%20square">a red square</a>' in html
+    assert '<option value="red">' in html  # the tag field suggests the tags in use
     assert 'class="grid"' not in html
 
 
@@ -140,11 +149,13 @@ def test_pages_link_to_each_other(client):
 
 def test_html_in_titles_is_escaped_everywhere(client):
     item = Ingester().ingest(IngestInput(data=png_bytes(), title='<script>alert("x")</script><b>bold</b>')).item
-    for url, params in (("/", {"q": "alert"}), ("/", {"q": "alert", "mode": "hybrid"}), (f"/items/{item.pk}/", {}),
-                        ("/map/", {})):
+    for url, params in (("/", {"q": "alert"}), ("/", {"q": "alert", "mode": "hybrid"}), (f"/items/{item.pk}/", {})):
         html = client.get(url, params).content.decode()
         assert "<script>alert" not in html and "<b>bold</b>" not in html, url
         assert "&lt;script&gt;alert" in html, url
+    # The map's titles travel as JSON data, shown with textContent: never markup.
+    assert "<script>alert" not in client.get("/map/").content.decode()
+    assert '<script>alert("x")</script><b>bold</b>' in client.get("/map/data/").json()["title"]
 
 
 def test_the_results_fragment_takes_weighted_parts_and_files(client, items):
@@ -211,14 +222,22 @@ def test_an_item_without_vectors_says_so(client, items):
     assert f"Item {items.red.pk} has no vector in the space" in html
 
 
+def map_data(client, **params) -> dict:
+    response = client.get("/map/data/", params)
+    assert response.status_code == 200, response.content
+    return response.json()
+
+
 def test_the_map_draws_every_visible_item_and_follows_changes(client, items):
     html = client.get("/map/").content.decode()
-    assert html.count('class="pt pt-') == 4
-    assert html.count('class="pt pt-image"') == 2 and "Images (2)" in html
+    assert "Images (2)" in html and 'id="map-canvas"' in html
+    data = map_data(client)
+    assert len(data["id"]) == 4 and data["m"].count(0) == 2  # modalities in SHOWN_ORDER: image first
+    assert all(0 <= v <= 1 for v in data["x"] + data["y"])
     Item.objects.filter(pk=items.blue.pk).update(hidden=True)
-    assert client.get("/map/").content.decode().count('class="pt pt-') == 3
+    assert len(map_data(client)["id"]) == 3
     Ingester().ingest(IngestInput(text="a brand new note"))
-    assert client.get("/map/").content.decode().count('class="pt pt-') == 4
+    assert len(map_data(client)["id"]) == 4
 
 
 def test_the_map_is_computed_once_until_items_change(client, items, monkeypatch):
@@ -226,13 +245,31 @@ def test_the_map_is_computed_once_until_items_change(client, items, monkeypatch)
     original = projection.compute
     monkeypatch.setattr(projection, "compute", lambda space: calls.append(space) or original(space))
     client.get("/map/")
-    client.get("/map/")
+    map_data(client)
     assert len(calls) == 1
     item = Item.objects.get(pk=items.tone.pk)
     item.title = "A renamed tone"
     item.save()
-    assert "A renamed tone" in client.get("/map/").content.decode()
+    assert "A renamed tone" in map_data(client)["title"]
     assert len(calls) == 2
+
+
+def test_the_map_marks_the_results_of_a_query(client, items):
+    data = map_data(client, q="red square")
+    assert data["highlight"] and set(data["highlight"]) <= set(data["id"])
+    assert client.get("/map/data/", {"q": "x" * 5000}).status_code == 400  # too long: a clear 4xx
+
+
+def test_the_map_is_laid_out_by_umap_and_keeps_neighbours_together():
+    rng = np.random.default_rng(1)
+    centres = rng.standard_normal((3, 16)) * 4
+    vectors = np.vstack([centre + rng.standard_normal((15, 16)) * 0.3 for centre in centres])
+    coords = projection.neighbourhood_axes(vectors)
+    assert coords.shape == (45, 2) and coords.min() >= 0 and coords.max() <= 1
+    # Each point's nearest point on the map is from its own cluster.
+    distances = ((coords[:, None] - coords[None]) ** 2).sum(-1)
+    np.fill_diagonal(distances, np.inf)
+    assert (distances.argmin(1) // 15 == np.arange(45) // 15).mean() > 0.95
 
 
 def test_principal_axes_are_scaled_and_stable():
@@ -261,3 +298,48 @@ def test_media_answers_byte_ranges_so_players_can_seek(client, items):
     assert b"".join(tail.streaming_content) == whole[-4:]
     assert client.get(url, headers={"Range": f"bytes={len(whole) + 5}-"}).status_code == 416
     assert client.get(url)["Accept-Ranges"] == "bytes"
+
+
+def test_scores_are_shown_between_0_and_100_percent(client, items):
+    html = client.get("/", {"q": "red square"}).content.decode()
+    figures = [int(f) for f in re.findall(r'<span class="score-value">(\d+)%', html)]
+    assert figures and all(0 <= f <= 100 for f in figures)
+
+
+def test_a_list_ends_at_the_cap_and_says_so(client, monkeypatch):
+    from search import views
+
+    monkeypatch.setattr(views, "SCROLL_MAX_RESULTS", PAGE_SIZE)
+    Ingester().ingest_many([IngestInput(text=f"note number {i}") for i in range(PAGE_SIZE + 3)])
+    html = client.get("/", {"q": "note"}).content.decode()
+    assert 'rel="next"' not in html and f"That is the {PAGE_SIZE} closest results" in html
+
+
+def test_an_empty_list_says_which_filter_emptied_it(client, items):
+    html = client.get("/", {"q": "square", "tag": "red square"}).content.decode()
+    assert "No item has the tag “red square” (tags are separated by commas)" in html
+    html = client.get("/", {"q": "square", "tag": "red, tone"}).content.decode()
+    assert "No item has all the tags “red”, “tone”" in html
+
+
+def test_text_cards_are_titled_by_their_first_words(client):
+    Ingester().ingest(IngestInput(text="a lonely lighthouse on a rocky shore at dusk with gulls overhead"))
+    html = client.get("/", {"q": "lighthouse"}).content.decode()
+    assert "Text #" not in html
+    assert "a lonely lighthouse on a rocky shore at…" in html
+
+
+def test_a_database_outage_keeps_the_layout(client):
+    from unittest import mock
+
+    from django.db import OperationalError
+    from django.db.backends import utils
+
+    def refuse(*args, **kwargs):
+        raise OperationalError("connection to server on socket failed")
+
+    with mock.patch.object(utils.CursorWrapper, "execute", refuse):
+        response = client.get("/", {"q": "red"})
+    html = response.content.decode()
+    assert response.status_code == 503
+    assert "Search is unavailable for a moment" in html and 'class="site-header"' in html

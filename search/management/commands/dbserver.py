@@ -23,11 +23,11 @@ class Command(BaseCommand):
             self.stdout.write(f"{word}: {state['pgdata']}" + (f" (pid {state['pid']})" if state["running"] else ""))
         elif action == "start":
             # A handle kept by a short-lived command would stop the server at exit; detach it.
-            server = embedded_db.get_server(pgdata)
+            server = embedded_db.get_server(pgdata, db.get("TUNING"))
             server.cleanup_mode = None
             self.stdout.write(f"running: {server.get_uri(database=db['NAME'])}")
         elif action == "url":
-            self.stdout.write(embedded_db.get_server(pgdata).get_uri(database=db["NAME"]))
+            self.stdout.write(embedded_db.get_server(pgdata, db.get("TUNING")).get_uri(database=db["NAME"]))
         else:
             stopped = embedded_db.stop(pgdata)
             self.stdout.write("stopped" if stopped else "was not running")

@@ -4,7 +4,7 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 from tqdm import tqdm
 
-from search import spaces
+from search import jobs, spaces
 from search.backfill import embed_space, items_to_embed
 
 
@@ -19,8 +19,10 @@ class Command(BaseCommand):
         parser.add_argument("--missing-only", action="store_true", help="only items without a vector in the space")
         parser.add_argument("--reset", action="store_true", help="accept a new encoder identity; drop old vectors")
         parser.add_argument("--batch-size", type=int, default=32)
+        parser.add_argument("--background", action="store_true",
+                            help="queue it as a job for the workers (manage.py worker) and return at once")
 
-    def handle(self, *args, space, missing_only, reset, batch_size, verbosity, **options):
+    def handle(self, *args, space, missing_only, reset, batch_size, background, verbosity, **options):
         name = space or settings.SEARCH_DEFAULT_SPACE
         if name not in settings.SEARCH_SPACES:
             raise CommandError(f"unknown space {name!r}; configured: {', '.join(settings.SEARCH_SPACES)}")
@@ -30,6 +32,10 @@ class Command(BaseCommand):
             row = spaces.register(name, allow_identity_change=reset)
         except spaces.SpaceIdentityMismatch as exc:
             raise CommandError(str(exc)) from None
+        if background:
+            job = jobs.submit_embed([name], missing_only=missing_only or reset, reset=reset)
+            self.stdout.write(f"queued as job {job.pk}: see /api/jobs/{job.pk}/ or the admin's Jobs page")
+            return
         total = items_to_embed(row, missing_only=missing_only or reset).count()
         bar = tqdm(total=total, unit="item", file=sys.stderr, disable=verbosity == 0, desc=f"embed {name}")
         counts = embed_space(name, missing_only=missing_only or reset, batch_size=batch_size,

@@ -5,10 +5,19 @@ from pathlib import Path
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
-from search.evaluation import GoldenError, evaluate, format_table, load_golden, make_demo_golden, save_evaluation
+from search.evaluation import (
+    GoldenError,
+    evaluate,
+    format_table,
+    load_golden,
+    load_out_of_domain,
+    make_demo_golden,
+    save_evaluation,
+)
 from search.queries import QueryError
 
 DEFAULT_GOLDEN = Path(settings.BASE_DIR) / "fixtures" / "golden" / "demo.jsonl"
+DEFAULT_OOD = Path(settings.BASE_DIR) / "fixtures" / "golden" / "out_of_domain.jsonl"
 
 
 class Command(BaseCommand):
@@ -25,6 +34,9 @@ class Command(BaseCommand):
                             help="folder for relative file paths not found next to the golden file (default var/demo)")
         parser.add_argument("--k", type=int, default=10, help="the k of recall@k and ANN recall@k (default 10)")
         parser.add_argument("--ef-search", type=int, default=None, help="hnsw.ef_search for the ANN run")
+        parser.add_argument("--ood", default=str(DEFAULT_OOD),
+                            help="out-of-domain queries (JSONL with 'query'): how often the cutoff answers "
+                                 "'no close match'; '' to skip")
         parser.add_argument("--json", dest="json_path", default=None, help="also write the full report here")
         parser.add_argument("--baseline", default=None, help="a report written by --json: show the change against it")
         parser.add_argument("--no-save", action="store_true", help="do not store it as the latest evaluation")
@@ -32,7 +44,7 @@ class Command(BaseCommand):
                             help="write the demo golden set from the demo data's labels instead of evaluating")
 
     def handle(self, *args, golden, space, root, k, ef_search, json_path, baseline, no_save, make_golden,
-               verbosity, **options):
+               verbosity, ood, **options):
         root = Path(root) if root else Path(settings.VAR_DIR) / "demo"
         golden = Path(golden)
         if make_golden:
@@ -41,6 +53,7 @@ class Command(BaseCommand):
             raise CommandError(f"--k must be between 1 and {settings.SEARCH_MAX_K}")
         try:
             queries = load_golden(golden)
+            ood_queries = load_out_of_domain(Path(ood)) if ood else None
         except GoldenError as exc:
             raise CommandError(str(exc)) from None
         baseline_reports = self._read_baseline(baseline) if baseline else {}
@@ -52,7 +65,7 @@ class Command(BaseCommand):
         for name, space_queries in by_space.items():
             try:
                 report = evaluate(space_queries, space=name, roots=[golden.parent, root], k=k, ef_search=ef_search,
-                                  golden=golden)
+                                  golden=golden, ood=ood_queries)
             except (GoldenError, QueryError) as exc:
                 raise CommandError(str(exc)) from None
             reports[name] = report

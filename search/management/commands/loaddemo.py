@@ -32,3 +32,5 @@ class Command(BaseCommand):
                 self.stdout.write(f"generating the demo data in {out} ...")
             synth.write_dataset(out, seed=DEMO_SEED, **DEMO_COUNTS)
         call_command("ingest", str(manifest), collection="demo", verbosity=verbosity)
+        # The demo ships a golden set: fit the relevance cutoff on it for the default space.
+        call_command("calibrate", verbosity=verbosity)

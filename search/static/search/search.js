@@ -62,12 +62,20 @@
     chipsEl.replaceChildren();
     chips.forEach((chip, index) => {
       const li = el("li", { class: `chip chip-${chip.kind === "file" ? chip.media : chip.kind}${chip.negative ? " is-negative" : ""}` });
-      const weight = el("input", { type: "number", min: "0.1", max: "10", step: "0.5", value: String(chip.weight),
-                                   inputmode: "decimal" });
+      // step="any": with a step, the browser refuses every value off the step's grid (1 with min 0.1 and
+      // step 0.5) and blocks the whole form. The range is the service's (|weight| <= 100); "−" sets the sign.
+      const weightId = `weight-${index}`;
+      const weight = el("input", { type: "number", id: weightId, min: "0", max: "100", step: "any",
+                                   value: String(chip.weight), inputmode: "decimal", class: "chip-weight-input" });
       weight.addEventListener("change", () => {
         const value = Number(weight.value);
-        chip.weight = Number.isFinite(value) && value > 0 ? Math.min(value, 10) : 1;
-        weight.value = String(chip.weight);
+        if (weight.value.trim() === "" || !Number.isFinite(value) || value < 0 || value > 100) {
+          weight.setAttribute("aria-invalid", "true");
+          announce(`A weight is a number from 0 to 100; “${weight.value}” is not.`, true);
+          return;
+        }
+        weight.removeAttribute("aria-invalid");
+        chip.weight = value;
         run();
       });
       const minus = el("button", { type: "button", class: "chip-minus", "aria-pressed": String(chip.negative),
@@ -91,7 +99,10 @@
       li.append(
         chipIcon(chip),
         el("span", { class: "chip-label", title: chip.label, text: chip.label }),
-        el("label", { class: "chip-weight" }, [el("span", { class: "visually-hidden", text: `Weight of “${chip.label}”` }), weight]),
+        el("label", { class: "chip-weight", for: weightId }, [
+          el("span", { class: "chip-weight-label", "aria-hidden": "true", text: "weight" }),
+          el("span", { class: "visually-hidden", text: `Weight of “${chip.label}”` })]),
+        weight,
         minus,
         remove,
       );
@@ -357,19 +368,34 @@
     resultsEl.setAttribute("aria-busy", "false");
     const fragment = document.createElement("template");
     fragment.innerHTML = html;
+    // An outage answers with the site's whole error page: keep only its message.
+    const outage = fragment.content.querySelector(".site-header") && fragment.content.querySelector("#main .notice");
+    if (outage) fragment.content.replaceChildren(outage);
     const newGrid = fragment.content.querySelector(".grid");
     const oldGrid = resultsEl.querySelector(".grid");
+    let loaded = "";
     if (append && newGrid && oldGrid) {
-      const firstNew = newGrid.firstElementChild;
+      // Focus stays where the reader is (on "Show more", or nowhere): the new cards are announced instead.
+      const hadFocus = document.activeElement?.closest?.(".pager");
       oldGrid.append(...newGrid.children);
+      const newRange = fragment.content.querySelector("[data-range]");
+      const range = resultsEl.querySelector("[data-range]");
+      if (range && newRange) {
+        range.dataset.last = newRange.dataset.last;
+        range.dataset.more = newRange.dataset.more;
+        range.textContent = `Results 1–${newRange.dataset.last}`;
+        loaded = `Loaded results ${newRange.textContent.replace(/^\D*/, "")}.`;
+      }
       resultsEl.querySelector(".pager")?.replaceWith(fragment.content.querySelector(".pager") || "");
-      firstNew?.querySelector(".card-title a")?.focus({ preventScroll: true });
+      if (hadFocus) (resultsEl.querySelector(".pager button, .pager .end-note") || textInput).focus?.({ preventScroll: true });
     } else {
       resultsEl.replaceChildren(fragment.content);
     }
     page = pageNumber;
     const summary = resultsEl.querySelector("[data-summary], .notice");
-    statusEl.textContent = summary ? summary.textContent.replace(/\s+/g, " ").trim() : "";
+    const end = resultsEl.querySelector(".end-note");
+    statusEl.textContent = loaded ? `${loaded}${end ? ` ${end.textContent.trim()}` : ""}`
+      : summary ? summary.textContent.replace(/\s+/g, " ").trim() : "";
     if (pushHistory && !append) {
       const url = shareableUrl();
       if (url && url !== location.href) history.pushState(null, "", url);
@@ -422,6 +448,30 @@
     const more = resultsEl.querySelector("button.more");
     if (more && observer) observer.observe(more);
   }
+
+  // ---------------------------------------------------------------- filters on a phone, tag suggestions
+
+  // On a phone the filters fold behind one button, so results start near the top of the screen.
+  const filtersToggle = document.getElementById("filters-toggle");
+  const filtersEl = document.getElementById("filters");
+  filtersToggle?.addEventListener("click", () => {
+    const open = filtersEl.classList.toggle("is-collapsed") === false;
+    filtersToggle.setAttribute("aria-expanded", String(open));
+    if (open) filtersEl.querySelector("input, select")?.focus();
+  });
+
+  // Tags are comma-separated: suggest completions of the tag being typed, keeping the ones before it.
+  const tagInput = form.elements.tag;
+  const tagList = document.getElementById("tag-options");
+  const knownTags = (tagList?.dataset.tags || "").split(",").filter(Boolean);
+  tagInput?.addEventListener("input", () => {
+    const pieces = tagInput.value.split(",");
+    const typed = pieces.pop().trim().toLowerCase();
+    const before = pieces.map((p) => p.trim()).filter(Boolean);
+    const prefix = before.length ? `${before.join(", ")}, ` : "";
+    const options = knownTags.filter((t) => t.startsWith(typed) && !before.includes(t)).slice(0, 20);
+    tagList.replaceChildren(...options.map((t) => el("option", { value: prefix + t })));
+  });
 
   // The server-rendered first page gets the same treatment.
   window.addEventListener("popstate", () => location.reload());

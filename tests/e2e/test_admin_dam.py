@@ -1,0 +1,99 @@
+"""The admin as a curation desk: branded, columns that fit 1280 px, search by meaning in the item list,
+many files dropped at once with a result each, and the near-duplicate review (issue 12, curation)."""
+
+import io
+import re
+
+import numpy as np
+import pytest
+import soundfile
+from django.contrib.auth.models import User
+from playwright.sync_api import expect
+
+from encoders import synth
+from search.models import Item
+from tests.e2e.helpers import shoot
+
+pytestmark = pytest.mark.e2e
+
+
+@pytest.fixture
+def curator_page(page, demo):
+    User.objects.create_superuser("curator", "curator@example.com", "pw-curator-e2e")
+    page.goto("/admin/login/")
+    page.get_by_label("Username").fill("curator")
+    page.get_by_label("Password").fill("pw-curator-e2e")
+    page.get_by_role("button", name="Log in").click()
+    return page
+
+
+def test_the_item_list_fits_1280_and_searches_by_meaning(curator_page, output_dir):
+    page = curator_page
+    expect(page.locator("#site-name")).to_contain_text("Multimodal search · Curate")
+    page.goto("/admin/search/item/")
+    assert page.evaluate("document.documentElement.scrollWidth") <= 1280
+    page.locator("#searchbar").fill("a red circle")
+    page.locator("#searchbar").press("Enter")
+    expect(page.locator(".admin-search-note")).to_contain_text("by meaning")
+    titles = page.locator("#result_list .field-title_or_name a").all_inner_texts()
+    assert titles
+    # Ranked by the search service: the first rows are red round things, whatever their words.
+    firsts = Item.objects.filter(title__in=titles[:3])
+    assert sum("red" in item.tags for item in firsts) >= 2, titles[:3]
+    shoot(page, output_dir, "admin-search")
+
+
+def test_many_files_dropped_at_once_each_with_a_result(curator_page, tmp_path, output_dir):
+    page = curator_page
+    rng = np.random.default_rng(99)
+    paths = []
+    for n, (colour, shape) in enumerate([("green", "star"), ("blue", "circle")]):
+        path = tmp_path / f"new {n}.png"
+        synth.render_image(rng, colour=colour, shape=shape).image.save(path)
+        paths.append(path)
+    buffer = io.BytesIO()
+    soundfile.write(buffer, np.sin(np.linspace(0, 2000, 16000)).astype("float32"), 16000, format="WAV")
+    (tmp_path / "tone.wav").write_bytes(buffer.getvalue())
+    (tmp_path / "notes.txt").write_text("not a picture")
+    paths += [tmp_path / "tone.wav", tmp_path / "notes.txt"]
+    page.goto("/admin/search/item/")
+    page.get_by_role("link", name="Upload files").click()
+    page.set_input_files("#upload-files", [str(p) for p in paths])
+    rows = page.locator("#upload-results tr")
+    expect(rows).to_have_count(4)
+    expect(page.locator("#upload-results tr.upload-pending")).to_have_count(0, timeout=60_000)
+    expect(page.locator("#upload-results tr.upload-added")).to_have_count(3)
+    expect(page.locator("#upload-results tr.upload-refused")).to_contain_text("notes.txt")
+    shoot(page, output_dir, "admin-upload")
+    page.locator("#upload-results tr.upload-added a").first.click()
+    expect(page).to_have_url(re.compile(r"/admin/search/item/\d+/change/$"))
+
+
+def test_near_duplicates_are_listed_and_hidden_in_bulk(curator_page, output_dir):
+    page = curator_page
+    page.goto("/admin/search/item/")
+    page.get_by_role("link", name="Review near-duplicates").click()
+    page.get_by_label("Pairs closer than cosine distance").fill("0.3")
+    page.get_by_role("button", name="Show").click()
+    pairs = page.locator(".duplicate-pairs tbody tr")
+    assert pairs.count() >= 1
+    shoot(page, output_dir, "admin-duplicates")
+    # An item in several pairs is ticked in each: it is hidden once.
+    boxes = page.locator(".duplicate-pairs input[name=hide]:checked")
+    ticked = len(set(boxes.evaluate_all("els => els.map(e => e.value)")))
+    page.get_by_role("button", name="Hide the ticked items").click()
+    expect(page.locator(".messagelist")).to_contain_text(re.compile(rf"Hid {ticked} duplicates?\."))
+
+
+def test_the_evaluation_runs_from_a_button(curator_page, monkeypatch):
+    from search import evaluations
+
+    started = []
+    # The run itself (manage.py evaluate, minutes) is the evaluation's own tests' business.
+    monkeypatch.setattr(evaluations, "start", lambda name: started.append(name) or True)
+    page = curator_page
+    page.goto("/admin/search/embeddingspace/")
+    page.get_by_role("link", name="demo").click()
+    page.get_by_role("button", name="Run the evaluation").click()
+    expect(page.locator(".messagelist")).to_contain_text("the evaluation is running")
+    assert started == ["demo"]
