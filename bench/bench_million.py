@@ -25,15 +25,12 @@ import _vectors  # noqa: E402
 _vectors.pin_threads(1)
 
 import argparse  # noqa: E402
-import concurrent.futures  # noqa: E402
-import http.client  # noqa: E402
 import json  # noqa: E402
 import os  # noqa: E402
-import socket  # noqa: E402
-import subprocess  # noqa: E402
 import time  # noqa: E402
 
 import _django  # noqa: E402
+from _load import bulk_load, free_port, http_run, pct, start_api  # noqa: E402
 
 K = 10
 SPACE = "million"
@@ -115,52 +112,11 @@ def path_taken(exact_share: float) -> str:
     return "an exact scan" if exact_share == 1 else "the index" if exact_share == 0 else "both paths"
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def api_run(port: int, queries, clients: int) -> tuple:
     bodies = [json.dumps({"parts": [{"vector": [round(float(x), 6) for x in q]}], "k": K, "space": SPACE})
               for q in queries]
-
-    def client(number: int):
-        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
-        out = []
-        for position in range(number, len(bodies), clients):
-            started = time.perf_counter()
-            conn.request("POST", "/api/search/", body=bodies[position],
-                         headers={"Content-Type": "application/json"})
-            response = conn.getresponse()
-            payload = response.read()
-            ids = [r["id"] for r in json.loads(payload)["results"]] if response.status == 200 else []
-            out.append((position, response.status, (time.perf_counter() - started) * 1000, ids))
-        conn.close()
-        return out
-
-    started = time.perf_counter()
-    with concurrent.futures.ThreadPoolExecutor(max_workers=clients) as pool:
-        rows = [row for rows in pool.map(client, range(clients)) for row in rows]
-    return rows, time.perf_counter() - started
-
-
-def start_api(env: dict, port: int) -> subprocess.Popen:
-    process = subprocess.Popen(
-        [sys.executable, "-m", "gunicorn", "--config", "python:search.gunicorn_conf", "--bind", f"127.0.0.1:{port}",
-         "--workers", "2", "search.wsgi:application"], cwd=_django.ROOT, env=env,
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    deadline = time.monotonic() + 180
-    while time.monotonic() < deadline:
-        try:
-            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
-            conn.request("GET", "/api/spaces/")
-            if conn.getresponse().status < 500:
-                return process
-        except OSError:
-            time.sleep(0.5)
-    process.kill()
-    raise RuntimeError("the API server did not come up: " + (process.stderr.read() or "")[-2000:])
+    return http_run(port, "/api/search/", bodies, clients,
+                    parse=lambda payload: [r["id"] for r in json.loads(payload)["results"]])
 
 
 def main() -> None:
@@ -185,7 +141,7 @@ def main() -> None:
     _django.setup(db)
     import numpy as np
     from django.conf import settings
-    from django.db import connection
+    from django.db import connection, transaction
 
     from search import spaces
     from search.embedding import Vectors, write_vectors
@@ -201,21 +157,8 @@ def main() -> None:
     bulk, live = base[:-sample], base[-sample:]
 
     # 1. the bulk load: items (COPY), vectors (the product's binary COPY), then the index
-    timings = {}
-    started = time.perf_counter()
-    scratch = _vectors.load_items(bulk, collection=SPACE, tags=lambda i: [TAG] if i % 100 == 0 else [])
-    timings["items"] = time.perf_counter() - started
-    with spaces.bulk_load(space, rows=len(bulk)) as rebuilt:
-        started = time.perf_counter()
-        from django.db import transaction
-
-        with transaction.atomic():
-            write_vectors(space, ((int(i), Vectors(v)) for i, v in zip(scratch.item_ids, bulk, strict=True)))
-        timings["vectors"] = time.perf_counter() - started
-        with connection.cursor() as cursor:
-            cursor.execute("VACUUM (ANALYZE) search_embedding")
-        started = time.perf_counter()
-    timings["index"] = time.perf_counter() - started
+    scratch, timings, rebuilt = bulk_load(space, bulk, collection=SPACE,
+                                          tags=lambda i: [TAG] if i % 100 == 0 else [])
     print(f"load: items {timings['items']:.0f} s, vectors {timings['vectors']:.0f} s, index {timings['index']:.0f} s "
           f"(built after the load: {rebuilt})", flush=True)
     # the rest with the index live: each row is a graph insert
@@ -283,9 +226,6 @@ def main() -> None:
     latencies = sorted(row[2] for row in rows)
     api_recall = _vectors.recall([[index_of.get(i, -1) for i in row[3]] for row in ok], truth[[r[0] for r in ok]], K) \
         if ok else 0.0
-
-    def pct(values, p):
-        return values[min(len(values) - 1, int(round(p / 100 * (len(values) - 1))))]
 
     server_settings = settings_of_server()
     mib = 2**20

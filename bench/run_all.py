@@ -24,7 +24,8 @@ ROOT = BENCH.parent
 DOCS = ROOT / "docs"
 FRAGMENTS = DOCS / "benchmarks"
 # name -> script; the fragment each writes is docs/benchmarks/<name>.md. bench_encoders is optional.
-# bench_million.py (an hour or more on 2 cores) is run by hand; its fragment is assembled after these.
+# bench_million.py (an hour or more on 2 cores) and bench_peer.py (Chroma in a virtualenv of its own, 10 minutes)
+# are run by hand; their fragments are assembled after these.
 BENCHMARKS = {
     "ingest": "bench_ingest.py",
     "encoders": "bench_encoders.py",
@@ -33,6 +34,7 @@ BENCHMARKS = {
     "filtered": "bench_filtered.py",
     "search": "bench_search.py",
     "serve": "bench_serve.py",
+    "long_text": "bench_long_text.py",
 }
 
 

@@ -9,15 +9,20 @@ from __future__ import annotations
 
 import abc
 import enum
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 from PIL import Image
 
+from encoders import passages
+
 # Vectors whose norm is below this are treated as "zero": normalising them would
 # amplify noise into an arbitrary direction that matches everything equally badly.
 _MIN_NORM = 1e-6
+# Words and punctuation marks: a rough token count for encoders that do not say.
+_TOKENISH = re.compile(r"\w+|[^\w\s]")
 
 
 class Modality(enum.StrEnum):
@@ -65,7 +70,8 @@ class ImageDecodeError(EncoderError):
 
 @dataclass(frozen=True)
 class Segment:
-    """One analysis window of a longer audio item, in seconds from its start."""
+    """One part of a longer item: a window of audio (seconds from its start) or a passage of
+    text (character offsets, end exclusive)."""
 
     start: float
     end: float
@@ -171,6 +177,53 @@ class EmbeddingSpace(abc.ABC):
         if not texts:
             return self._empty()
         return finalize(self._encode_texts(list(texts)), f"{self.name} text")
+
+    # ------------------------------------------------------------------ passages
+
+    def passage_tokens(self) -> int | None:
+        """Tokens of text the text tower reads (without its special tokens); None when it has no limit,
+        and then a text is never split into passages."""
+        return None
+
+    def count_tokens(self, text: str) -> int:
+        """Tokens `text` takes in the text tower, without special tokens (by default: words and marks)."""
+        return len(_TOKENISH.findall(text))
+
+    def split_text(self, text: str) -> list[tuple[int, int]]:
+        """Character spans of the passages of `text` (encoders.passages); [] when it fits whole."""
+        budget = self.passage_tokens()
+        if budget is None:
+            return []
+        spans = passages.split_passages(text, self.count_tokens, budget)
+        return spans if len(spans) > 1 else []
+
+    def encode_texts_with_passages(self, texts: Sequence[str]) -> list[tuple[np.ndarray, list[Segment]]]:
+        """Item vector and passages for each text, in one batched pass.
+
+        A text that fits the context is one vector, as `encode_texts` makes it. A longer one is split
+        into passages (character spans), each embedded; its item vector is the normalised mean of the
+        passage vectors, so whole-item similarity reflects all of it, not its first sentence.
+        """
+        self._require(Modality.TEXT)
+        if not texts:
+            return []
+        splits = [self.split_text(text) for text in texts]
+        inputs: list[str] = []
+        for text, spans in zip(texts, splits, strict=True):
+            inputs.extend([text] if not spans else passages.passage_texts(text, spans))
+        vectors = self.encode_texts(inputs)
+        results, at = [], 0
+        for index, spans in enumerate(splits):
+            if not spans:
+                results.append((vectors[at], []))
+                at += 1
+                continue
+            block = vectors[at:at + len(spans)]
+            at += len(spans)
+            item = finalize(block.mean(axis=0, keepdims=True), f"{self.name} text {index}")[0]
+            results.append((item, [Segment(start, end, vector) for (start, end), vector in zip(spans, block,
+                                                                                              strict=True)]))
+        return results
 
     def encode_images(self, images: Sequence[Image.Image]) -> np.ndarray:
         self._require(Modality.IMAGE)

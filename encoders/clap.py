@@ -30,6 +30,8 @@ from encoders.base import AudioClip, EmbeddingSpace, EncoderError, Modality, Wei
 
 # Bump when our preprocessing around the model changes (windowing, pooling, text truncation).
 PREPROCESS_VERSION = 1
+# Tokens per passage of a long text (see ClapSpace.passage_tokens).
+PASSAGE_TOKENS = 75
 
 FILES = (
     ("config.json",),
@@ -180,6 +182,14 @@ class ClapSpace(EmbeddingSpace):
     def _pooled(output) -> torch.Tensor:
         # transformers 5 returns a model output with the projected vector as pooler_output; 4.x a tensor.
         return getattr(output, "pooler_output", output)
+
+    def passage_tokens(self) -> int | None:
+        # RoBERTa reads 512 tokens, but CLAP learnt from captions of a sentence or two: passages of
+        # CLIP's length match how it was trained.
+        return min(self._load().max_tokens - 2, PASSAGE_TOKENS)
+
+    def count_tokens(self, text: str) -> int:
+        return len(self._load().tokenizer(text, add_special_tokens=False)["input_ids"])
 
     def _encode_texts(self, texts: list[str]) -> np.ndarray:
         loaded = self._load()

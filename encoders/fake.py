@@ -27,10 +27,13 @@ def _seeded_vector(key: str, dim: int) -> np.ndarray:
 
 
 class FakeSpace(EmbeddingSpace):
-    """OPTIONS: ``dim`` (default 32), ``window_seconds`` and ``hop_seconds`` for audio."""
+    """OPTIONS: ``dim`` (default 32), ``window_seconds`` and ``hop_seconds`` for audio,
+    ``passage_tokens`` (words and marks a passage of a long text holds; None: texts are never split)."""
 
-    def __init__(self, name: str, *, dim: int = 32, window_seconds: float = 1.0, hop_seconds: float = 0.5):
+    def __init__(self, name: str, *, dim: int = 32, window_seconds: float = 1.0, hop_seconds: float = 0.5,
+                 passage_tokens: int | None = None):
         super().__init__(name)
+        self._passage_tokens = passage_tokens
         self.dim = dim
         self.window_seconds = window_seconds
         self.hop_seconds = hop_seconds
@@ -42,7 +45,11 @@ class FakeSpace(EmbeddingSpace):
 
     @property
     def identity(self) -> str:
-        return f"fake:dim={self.dim}:window={self.window_seconds}/{self.hop_seconds}:v1"
+        passages = f":passages={self._passage_tokens}" if self._passage_tokens else ""
+        return f"fake:dim={self.dim}:window={self.window_seconds}/{self.hop_seconds}{passages}:v1"
+
+    def passage_tokens(self) -> int | None:
+        return self._passage_tokens
 
     def _encode_texts(self, texts: list[str]) -> np.ndarray:
         rows = []

@@ -309,6 +309,21 @@ class OpenClipSpace(EmbeddingSpace):
     def _batches(self, n: int):
         return (slice(i, i + self.batch_size) for i in range(0, n, self.batch_size))
 
+    def passage_tokens(self) -> int | None:
+        tokenizer = self._load().tokenizer
+        context = getattr(tokenizer, "context_length", None) or 77
+        # Start and end-of-text tokens take two places.
+        return max(1, int(context) - 2)
+
+    def count_tokens(self, text: str) -> int:
+        tokenizer = self._load().tokenizer
+        if hasattr(tokenizer, "encode"):  # open_clip's own BPE tokenizer
+            return len(tokenizer.encode(text))
+        inner = getattr(tokenizer, "tokenizer", None)  # open_clip's HFTokenizer wraps a transformers one
+        if inner is not None:
+            return len(inner(text, add_special_tokens=False)["input_ids"])
+        return super().count_tokens(text)
+
     def _encode_texts(self, texts: list[str]) -> np.ndarray:
         loaded = self._load()
         out = []

@@ -21,13 +21,13 @@ from django.utils.html import format_html, format_html_join
 from django.utils.text import Truncator
 
 from encoders.base import EncoderError
-from search import access, evaluations, jobs, spaces
+from search import access, evaluations, jobs, revise, spaces
 from search.admin_jobs import queued_message  # also registers the Jobs page
 from search.backfill import items_to_embed
 from search.evaluation import latest_evaluation
 from search.forms import ItemActionForm, ItemUploadForm, split_tags
 from search.ingest import Ingester, IngestInput
-from search.media import MediaRejected, formats
+from search.media import MediaRejected, describe_all
 from search.models import Embedding, EmbeddingSpace, Item
 from search.queries import QueryError, QueryPart
 from search.searching import SearchRequest, near_duplicates, search
@@ -155,7 +155,7 @@ class ItemAdmin(admin.ModelAdmin):
             return {**result, "status": "refused", "message": f"larger than {settings.SEARCH_MAX_UPLOAD_BYTES:,} bytes"}
         source = IngestInput(data=upload.read(), tags=split_tags(request.POST.get("tags", "")),
                              collection=request.POST.get("collection", "").strip()[:100], owner_id=request.user.pk,
-                             source=f"admin upload {upload.name}")
+                             source=f"admin upload {upload.name}", filename=upload.name)
         try:
             outcome = Ingester().ingest(source)
         except MediaRejected as exc:
@@ -186,7 +186,7 @@ class ItemAdmin(admin.ModelAdmin):
                     return JsonResponse({"detail": "no file arrived"}, status=400)
                 return JsonResponse({"results": results})
         context = {**self.admin_site.each_context(request), "opts": self.model._meta, "title": "Upload files",
-                   "results": results, "max_bytes": settings.SEARCH_MAX_UPLOAD_BYTES, "accepted": formats.describe()}
+                   "results": results, "max_bytes": settings.SEARCH_MAX_UPLOAD_BYTES, "accepted": describe_all()}
         return TemplateResponse(request, "admin/search/item/upload.html", context)
 
     def duplicates_view(self, request):
@@ -219,10 +219,23 @@ class ItemAdmin(admin.ModelAdmin):
         return self.upload_fieldsets if obj is None else self.fieldsets
 
     def get_readonly_fields(self, request, obj=None):
-        if obj is None:
-            return ()
-        # A text item's text is its content: its hash and vectors come from it, so it is not edited in place.
-        return (*self.readonly_fields, "text") if obj.modality == "text" else self.readonly_fields
+        return () if obj is None else self.readonly_fields
+
+    def save_model(self, request, obj, form, change):
+        if not (change and obj.modality == "text" and "text" in form.changed_data):
+            return super().save_model(request, obj, form, change)
+        # A text item's body is its content: the hash and every vector follow it (search.revise), or
+        # nothing about the body changes. The other fields are saved either way.
+        new_text, obj.text = obj.text, form.initial.get("text", "")
+        super().save_model(request, obj, form, change)
+        try:
+            revise.replace_text(obj, new_text)
+        except MediaRejected as exc:
+            messages.error(request, f"The text was not changed: {exc}")
+            return None
+        obj.refresh_from_db()
+        messages.info(request, "The text and its passages were embedded again.")
+        return None
 
     def view_on_site(self, obj):
         return reverse("item", args=[obj.pk])

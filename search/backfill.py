@@ -14,8 +14,9 @@ from search.embedding import encode_batch, load_content, write_vectors
 from search.models import Embedding, EmbeddingSpace, EmbeddingStatus, Item
 
 
-def items_to_embed(space: EmbeddingSpace, *, missing_only: bool):
-    items = Item.objects.filter(modality__in=space.modalities).order_by("id")
+def items_to_embed(space: EmbeddingSpace, *, missing_only: bool, modalities=None):
+    wanted = [m for m in space.modalities if not modalities or m in modalities]
+    items = Item.objects.filter(modality__in=wanted).order_by("id")
     if missing_only:
         has_vector = Embedding.objects.filter(item=OuterRef("pk"), space=space, segment_start__isnull=True)
         items = items.exclude(Exists(has_vector))
@@ -39,10 +40,11 @@ def embed_space(
     reset: bool = False,
     batch_size: int = 32,
     on_batch: Callable[[int], None] | None = None,
+    modalities=None,
 ) -> dict[str, int]:
     space = spaces.register(name, allow_identity_change=reset)
     encoder = spaces.get_encoder(name)
-    queryset = items_to_embed(space, missing_only=missing_only)
+    queryset = items_to_embed(space, missing_only=missing_only, modalities=modalities)
     counts = {"embedded": 0, "failed": 0}
     for batch in _batches(queryset, batch_size):
         by_modality: dict[str, list[Item]] = {}

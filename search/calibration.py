@@ -17,6 +17,7 @@ data when the number of items of a modality drifts by more than a quarter since 
 import math
 import time
 from dataclasses import dataclass
+from statistics import NormalDist
 
 import numpy as np
 from django.db import connection
@@ -32,6 +33,8 @@ DEFAULT_MIDPOINT = 2.5
 QUERY_SAMPLE = 256
 TARGET_SAMPLE = 2048
 DRIFT = 0.25
+PASSAGE = "passage"  # the target of a text's passages in `pairs`
+_NORMAL = NormalDist()
 _counts_cache: dict[int, tuple[float, dict]] = {}
 
 
@@ -78,14 +81,31 @@ def modality_counts(space: EmbeddingSpace, *, refresh: bool = False) -> dict[str
     return counts
 
 
+def _sample_passages(space: EmbeddingSpace, n: int, seed: float) -> np.ndarray:
+    """Up to n random passage vectors of long texts."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT setseed(%s)", [seed])
+        cursor.execute(
+            "SELECT e.vector::text FROM search_embedding e JOIN search_item i ON i.id = e.item_id"
+            " WHERE e.space_id = %s AND e.passage AND NOT i.hidden ORDER BY random() LIMIT %s",
+            [int(space.pk), n],
+        )
+        rows = [row[0] for row in cursor.fetchall()]
+    return np.array([np.array(text.strip("[]").split(","), dtype=np.float32) for text in rows]) if rows \
+        else np.zeros((0, space.dimension))
+
+
 def unrelated_stats(space: EmbeddingSpace, seed: float = 0.42) -> dict[str, dict]:
-    """Mean and spread of the similarity of unrelated pairs, for every pair of modalities with data."""
+    """Mean and spread of the similarity of unrelated pairs, for every pair of modalities with data; and,
+    where texts have passages, of a query against one passage (`<modality>->passage`)."""
     modalities = [m for m in Modality.values if m in space.modalities]
     samples = {m: _sample_vectors(space, m, TARGET_SAMPLE, seed) for m in modalities}
+    if Modality.TEXT in modalities:
+        samples[PASSAGE] = _sample_passages(space, TARGET_SAMPLE, seed)
     pairs = {}
     for query_modality in modalities:
         queries = samples[query_modality][:QUERY_SAMPLE]
-        for target_modality in modalities:
+        for target_modality in [*modalities, *([PASSAGE] if PASSAGE in samples else [])]:
             targets = samples[target_modality]
             if len(queries) < 2 or len(targets) < 2:
                 continue
@@ -125,36 +145,43 @@ def fit_logistic(z: np.ndarray, labels: np.ndarray, slopes: np.ndarray | None = 
     return best[1], best[2]
 
 
-def calibrate(space: EmbeddingSpace, golden: list[tuple[str, np.ndarray, list[tuple[str, float, bool]]]] | None = None,
-              *, save: bool = True) -> dict:
+def calibrate(space: EmbeddingSpace, golden: list[tuple[str, np.ndarray, list[tuple]]] | None = None,
+              *, save: bool = True, extra_pairs: dict | None = None) -> dict:
     """Fit and (by default) store the space's calibration.
 
-    `golden`: for each golden query, its modality, its vector, and (item modality, similarity, relevant?)
-    for the items it ranks highest, relevant ones included.
+    `golden`: for each golden query, its modality, its vector, and (item modality, similarity, relevant?[,
+    passages]) for the items it ranks highest, relevant ones included. `extra_pairs`: unrelated-pair
+    statistics measured elsewhere, for pairs the space's own data lacks (the passages of the long-text
+    probe, search.evaluation.long_texts, whose documents are rolled back).
     """
     pairs = unrelated_stats(space)
+    for key, stats in (extra_pairs or {}).items():
+        pairs.setdefault(key, dict(stats))
     slope, midpoint, source, used = DEFAULT_SLOPE, DEFAULT_MIDPOINT, "default", 0
     if golden:
         by_pair: dict[str, tuple[list, list]] = {}
         for query_modality, _, scored in golden:
-            for item_modality, similarity, relevant in scored:
-                key = f"{query_modality}->{item_modality}"
+            for item_modality, similarity, relevant, *passages in scored:
+                count = passages[0] if passages else 0
+                key = _pair_key(query_modality, item_modality, count)
                 if key in pairs:
                     zs, labels = by_pair.setdefault(key, ([], []))
-                    zs.append((similarity - pairs[key]["mean"]) / pairs[key]["std"])
+                    zs.append(z_score({"pairs": pairs}, query_modality, item_modality, similarity, passages=count))
                     labels.append(1.0 if relevant else 0.0)
-        zs = np.array([z for pair_zs, _ in by_pair.values() for z in pair_zs])
-        labels = np.array([label for _, pair_labels in by_pair.values() for label in pair_labels])
+        # Texts matched by a passage get a midpoint of their own (below) but do not move everyone's.
+        whole = {key: value for key, value in by_pair.items() if not key.endswith(f"->{PASSAGE}")}
+        zs = np.array([z for pair_zs, _ in whole.values() for z in pair_zs])
+        labels = np.array([label for _, pair_labels in whole.values() for label in pair_labels])
         if 0 < labels.sum() < len(labels):
             slope, midpoint = fit_logistic(zs, labels)
             source, used = "golden", len(labels)
-            # Where the golden set covers a pair well, that pair gets its own midpoint (same slope): z puts
-            # pairs on one scale, but not perfectly (a sound's neighbours are denser than a picture's).
-            for key, (pair_zs, pair_labels) in by_pair.items():
-                positives = sum(pair_labels)
-                if positives >= 10 and len(pair_labels) - positives >= 10:
-                    pairs[key]["midpoint"] = fit_logistic(np.array(pair_zs), np.array(pair_labels),
-                                                          slopes=np.array([slope]))[1]
+        # Where the golden set covers a pair well, that pair gets its own midpoint (same slope): z puts
+        # pairs on one scale, but not perfectly (a sound's neighbours are denser than a picture's).
+        for key, (pair_zs, pair_labels) in by_pair.items():
+            positives = sum(pair_labels)
+            if positives >= 10 and len(pair_labels) - positives >= 10:
+                pairs[key]["midpoint"] = fit_logistic(np.array(pair_zs), np.array(pair_labels),
+                                                      slopes=np.array([slope]))[1]
     calibration = {
         "pairs": pairs, "slope": slope, "midpoint": midpoint, "source": source, "golden_pairs": used,
         "counts": modality_counts(space, refresh=True), "identity": space.identity,
@@ -188,20 +215,53 @@ def current(space: EmbeddingSpace) -> dict:
             for key, stats in (calibration.get("pairs") or {}).items():
                 if "midpoint" in stats and key in fresh["pairs"]:
                     fresh["pairs"][key]["midpoint"] = stats["midpoint"]
+                elif key.endswith(f"->{PASSAGE}") and key not in fresh["pairs"]:
+                    fresh["pairs"][key] = stats  # measured on the long-text probe: no passages here to refresh it
         space.calibration = fresh
         EmbeddingSpace.objects.filter(pk=space.pk).update(calibration=fresh)
         calibration = fresh
     return calibration
 
 
-def relevance(calibration: dict, query_modality: str, item_modality: str, similarity: float) -> float:
-    stats = (calibration.get("pairs") or {}).get(f"{query_modality}->{item_modality}")
+def _pair_key(query_modality: str, item_modality: str, passages: int) -> str:
+    return f"{query_modality}->{PASSAGE if passages and item_modality == Modality.TEXT else item_modality}"
+
+
+def z_score(calibration: dict, query_modality: str, item_modality: str, similarity: float, *,
+            passages: int = 0) -> float | None:
+    """How many standard deviations above unrelated pairs a similarity stands (None: no statistics).
+
+    A text with passages is matched by the best of its vectors, and the best of many unrelated
+    passages is high by chance alone (the demo's documents have ~40: their best unrelated passage
+    stands ~2.2 deviations up). So its similarity is judged as a passage against unrelated passages,
+    and its tail probability p becomes the chance that any of its n+1 vectors does as well,
+    1 - (1 - p)^(n+1) (Šidák), before it is turned back into a z. A text without passages is unchanged.
+    """
+    table = calibration.get("pairs") or {}
+    stats = table.get(f"{query_modality}->{item_modality}")
     if stats is None:
         # No data for that pair yet: judge against the item modality's own spread.
-        stats = (calibration.get("pairs") or {}).get(f"{item_modality}->{item_modality}")
+        stats = table.get(f"{item_modality}->{item_modality}")
+    if passages and item_modality == Modality.TEXT:
+        stats = table.get(f"{query_modality}->{PASSAGE}", stats)
     if stats is None:
-        return float(min(1.0, max(0.0, similarity)))
+        return None
     z = (similarity - stats["mean"]) / stats["std"]
+    if not passages:
+        return z
+    tail = 0.5 * math.erfc(z / math.sqrt(2.0))
+    if tail <= 0.0:
+        return z
+    any_of = -math.expm1((passages + 1) * math.log1p(-min(tail, 1.0 - 1e-16)))
+    return -_NORMAL.inv_cdf(min(max(any_of, 1e-300), 1.0 - 1e-16))
+
+
+def relevance(calibration: dict, query_modality: str, item_modality: str, similarity: float, *,
+              passages: int = 0) -> float:
+    z = z_score(calibration, query_modality, item_modality, similarity, passages=passages)
+    if z is None:
+        return float(min(1.0, max(0.0, similarity)))
+    stats = (calibration.get("pairs") or {}).get(_pair_key(query_modality, item_modality, passages)) or {}
     slope = calibration.get("slope", DEFAULT_SLOPE)
     midpoint = stats.get("midpoint", calibration.get("midpoint", DEFAULT_MIDPOINT))
     return 1.0 / (1.0 + math.exp(-max(-60.0, min(60.0, slope * (z - midpoint)))))

@@ -19,15 +19,18 @@ from encoders.base import EmbeddingSpace as Encoder
 from encoders.base import Segment
 from encoders.images import load_image
 from search import metrics
+from search import passages as search_passages
 from search.models import EmbeddingSpace, Item, Precision
 
 
 @dataclass
 class Vectors:
-    """What one item contributes to one space: its vector and, for long audio, its windows."""
+    """What one item contributes to one space: its vector and, for long audio, its windows (seconds) or,
+    for long text, its passages (character offsets)."""
 
     vector: np.ndarray
     segments: list[Segment] = field(default_factory=list)
+    passages: bool = False  # the segments are passages of a text (indexed and searched), not audio windows
 
 
 def encode_batch(encoder: Encoder, modality: str, contents: Sequence) -> list["Vectors | Exception"]:
@@ -53,7 +56,9 @@ def _encode(encoder: Encoder, modality: str, contents: Sequence) -> list[Vectors
 
 def _encode_untimed(encoder: Encoder, modality: str, contents: Sequence) -> list[Vectors]:
     if modality == "text":
-        return [Vectors(v) for v in encoder.encode_texts(list(contents))]
+        # A long text also gets its passages (character spans), stored like the windows of long audio.
+        return [Vectors(vector, spans, passages=True)
+                for vector, spans in encoder.encode_texts_with_passages(list(contents))]
     if modality == "image":
         return [Vectors(v) for v in encoder.encode_images(list(contents))]
     pairs = encoder.encode_audio_with_segments(list(contents))
@@ -92,20 +97,22 @@ def write_vectors(space: EmbeddingSpace, rows: Sequence[tuple[int, Vectors]]) ->
     written = 0
     with connection.cursor() as cursor:
         copy_sql = (
-            "COPY search_embedding (item_id, space_id, vector, vector_full, segment_start, segment_end) "
+            "COPY search_embedding (item_id, space_id, vector, vector_full, segment_start, segment_end, passage) "
             "FROM STDIN WITH (FORMAT BINARY)"
         )
         with cursor.cursor.copy(copy_sql) as copy:
-            copy.set_types(["int8", "int8", "halfvec", "vector", "float8", "float8"])
+            copy.set_types(["int8", "int8", "halfvec", "vector", "float8", "float8", "bool"])
 
-            def row(item_id, vector, start, end):
+            def row(item_id, vector, start, end, passage):
                 vector = np.asarray(vector, dtype=np.float32)
-                copy.write_row([item_id, space.pk, HalfVector(vector), vector if full else None, start, end])
+                copy.write_row([item_id, space.pk, HalfVector(vector), vector if full else None, start, end, passage])
 
             for item_id, vectors in rows:
-                row(item_id, vectors.vector, None, None)
+                row(item_id, vectors.vector, None, None, False)
                 written += 1
                 for segment in vectors.segments:
-                    row(item_id, segment.vector, float(segment.start), float(segment.end))
+                    row(item_id, segment.vector, float(segment.start), float(segment.end), vectors.passages)
                     written += 1
+    if any(vectors.passages and vectors.segments for _, vectors in rows):
+        search_passages.forget(space)  # searches here look for passages from now on (other processes within a minute)
     return written

@@ -36,10 +36,11 @@ from datetime import datetime
 from pathlib import Path
 
 from django.conf import settings
+from django.db import transaction
 from django.utils import timezone
 
 from search.media import sniff
-from search.models import Item
+from search.models import Item, Modality
 from search.queries import QueryError, QueryPart
 from search.searching import Filters, SearchRequest, search
 
@@ -331,7 +332,7 @@ def run_query(query: GoldenQuery, resolver: Resolver, *, space: str, k: int, ef_
         "kept": mean(float(not hit.weak) for hit in relevant_in_top),
         # Of what the cutoff lets through, the share of the first five that is on-topic.
         "on_topic5": mean(float(hit.item.pk in grades) for hit in kept[:5]),
-        "scored": [(hit.item.modality, hit.similarity, hit.item.pk in grades) for hit in runs[True].hits
+        "scored": [(hit.item.modality, hit.similarity, hit.item.pk in grades, hit.passages) for hit in runs[True].hits
                    if hit.similarity is not None],
         "query_modality": _label(query_modalities),
         "recall": recall_at_k(ranked, grades, k),
@@ -387,8 +388,67 @@ def out_of_domain(queries: list[str], *, space: str) -> dict:
     return {"queries": len(rows), "answered_empty": mean(float(row["relevant"] == 0) for row in rows), "rows": rows}
 
 
+LONG_TEXTS = 40  # documents of the long-text probe
+LONG_TEXT_SEED = 1717
+LONG_TEXT_PAIR = "text→long text"
+
+
+def long_texts(*, space: str, k: int = 10, n: int = LONG_TEXTS, seed: int = LONG_TEXT_SEED) -> dict:
+    """The long-text pair: `n` generated documents (encoders.synth_documents: 600-1,200 words, the thing each
+    describes after its first 150 words), stored for the time of the measure and rolled back, each searched
+    for by its description in other words among them. Its `scored` rows let calibration fit how relevant a
+    text matched by one of its passages is (search.calibration.z_score).
+
+    Generated rather than part of the demo: their everyday prose would make everyday questions about
+    anything else (the out-of-domain set) find them, and they are the same on every install.
+    """
+    from encoders.synth_documents import long_documents
+    from search.ingest import Ingester, IngestInput
+
+    collection = "__long_text_probe__"
+    documents = list(long_documents(n, seed))
+    rows, scored = [], []
+    with transaction.atomic():
+        try:
+            outcomes = Ingester().ingest_many([IngestInput(text=doc.text, collection=collection)
+                                               for doc in documents])
+            for doc, outcome in zip(documents, outcomes, strict=True):
+                if outcome.item is None:
+                    rows.append({"query": doc.query, "skipped": outcome.error})
+                    continue
+                page = search(SearchRequest(parts=[QueryPart(text=doc.query)], space=space, k=k, include_weak=True,
+                                            filters=Filters(modalities=[Modality.TEXT], collection=collection)))
+                ranked = [hit.item.pk for hit in page.hits]
+                first = page.hits[0] if page.hits else None
+                right = {outcome.item.pk}
+                shown = bool(first and first.item.pk == outcome.item.pk and first.passage
+                              and first.passage.start < doc.end and first.passage.end > doc.start)
+                rows.append({"query": doc.query, "recall": recall_at_k(ranked, right, k),
+                             "mrr": reciprocal_rank(ranked, right), "first": float(ranked[:1] == [outcome.item.pk]),
+                             "passage_shown": float(shown),
+                             "kept": float(any(hit.item.pk == outcome.item.pk and not hit.weak for hit in page.hits))})
+                # Only texts matched with their passages: the rest is the golden set's to judge.
+                scored.append(("text", None, [(hit.item.modality, hit.similarity, hit.item.pk in right, hit.passages)
+                                              for hit in page.hits if hit.similarity is not None and hit.passages]))
+            # What an unrelated passage scores, while there are passages to measure it on.
+            from search import calibration
+            from search.searching import resolve_space
+
+            passage_pairs = {key: stats for key, stats in calibration.unrelated_stats(resolve_space(space)).items()
+                             if key.endswith(f"->{calibration.PASSAGE}")}
+        finally:
+            transaction.set_rollback(True)
+    done = [row for row in rows if "skipped" not in row]
+    return {
+        "documents": n, "seed": seed, "queries": len(done),
+        **{key: mean(row[key] for row in done) for key in ("recall", "mrr", "first", "passage_shown", "kept")},
+        "rows": rows, "scored": scored, "pairs": passage_pairs,
+    }
+
+
 def evaluate(queries: list[GoldenQuery], *, space: str, roots: list[Path], k: int = 10,
-             ef_search: int | None = None, golden: Path | None = None, ood: list[str] | None = None) -> dict:
+             ef_search: int | None = None, golden: Path | None = None, ood: list[str] | None = None,
+             long_text: bool = True) -> dict:
     """Run every query in one space; the report the command prints and stores."""
     from search.searching import resolve_space
 
@@ -417,6 +477,8 @@ def evaluate(queries: list[GoldenQuery], *, space: str, roots: list[Path], k: in
         "calibration": {key: stored_space.calibration.get(key) for key in ("source", "slope", "midpoint",
                                                                              "golden_pairs", "fitted_at")},
         "out_of_domain": out_of_domain(ood, space=space) if ood else None,
+        "long_text": long_texts(space=space, k=k) if long_text and Modality.TEXT in stored_space.modalities
+        else None,
         "queries": rows,
     }
 
@@ -495,6 +557,12 @@ def format_table(report: dict, baseline: dict | None = None) -> str:
     out.append(f"cutoff: min_relevance {report.get('min_relevance')}; kept = share of the relevant items in the "
                f"top {k} that pass it; on-topic@5 = share of the first five results it lets through that are "
                "relevant.")
+    long = report.get("long_text")
+    if long and long.get("queries"):
+        out.append(f"long texts ({LONG_TEXT_PAIR}): {long['documents']} generated documents of 600-1,200 words, "
+                   f"each found by what it describes after its first 150 words: first {_number(long['first'])}, "
+                   f"recall@{k} {_number(long['recall'])}, MRR {_number(long['mrr'])}, the matching passage shown "
+                   f"{_number(long['passage_shown'])}, kept by the cutoff {_number(long['kept'])}")
     ood = report.get("out_of_domain")
     if ood:
         out.append(f"out-of-domain: {ood['queries']} queries, answered \"no close match\": "

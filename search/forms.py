@@ -11,7 +11,7 @@ from django.utils.text import capfirst
 from encoders.base import EncoderError
 from search import jsoninput
 from search.ingest import Ingester, IngestInput
-from search.media import MediaRejected, formats
+from search.media import MediaRejected, describe_all
 from search.models import Item, Modality
 from search.queries import QueryError, QueryPart
 from search.searching import Filters, SearchRequest
@@ -159,7 +159,7 @@ class ItemUploadForm(forms.ModelForm):
     is reported on the form like any other invalid input, and nothing is stored.
     """
 
-    file = forms.FileField(required=False, help_text=capfirst(formats.describe()) + ".")
+    file = forms.FileField(required=False, help_text=capfirst(describe_all()) + ".")
     text = forms.CharField(required=False, widget=forms.Textarea(attrs={"rows": 4}),
                            help_text="Or, instead of a file, the text of a text item.")
     title = forms.CharField(required=False, max_length=300)
@@ -187,7 +187,7 @@ class ItemUploadForm(forms.ModelForm):
         source = IngestInput(
             text=text if not upload else None, data=upload.read() if upload else None, title=cleaned["title"],
             caption=cleaned["caption"], tags=split_tags(cleaned["tags"]), collection=cleaned["collection"],
-            owner_id=self.owner_id, source="admin",
+            owner_id=self.owner_id, source="admin", filename=upload.name if upload else "",
         )
         try:
             outcome = Ingester().ingest(source)

@@ -59,6 +59,7 @@ class IngestInput:
     metadata: dict = field(default_factory=dict)
     owner_id: int | None = None
     source: str = ""  # where it came from (a path, a manifest row), for reports
+    filename: str = ""  # the uploaded file's name: tells Markdown from plain text, titles a document
 
 
 @dataclass
@@ -129,9 +130,11 @@ def _prepare(source: IngestInput, media: PreparedMedia | None = None, digest: st
                     byte_size=len(text.encode("utf-8")), **common)
         return _Pending(source, item, text, None)
     if media is None:
-        media = prepare_media(source.data, digest=digest)
+        media = prepare_media(source.data, digest=digest, filename=source.filename)
     else:
         media.data = source.data
+    if media.modality == "text":
+        return _document(source, media, common)
     caption = clean_text(source.caption, what="caption") if (source.caption or "").strip() else ""
     # What the file says (camera, lens, frames, pages) under what the uploader says.
     common["metadata"] = {**media.metadata, **common["metadata"]}
@@ -142,6 +145,18 @@ def _prepare(source: IngestInput, media: PreparedMedia | None = None, digest: st
     )
     content = media.image if media.modality == "image" else (media.waveform, media.sample_rate)
     return _Pending(source, item, content, media)
+
+
+def _document(source: IngestInput, media: PreparedMedia, common: dict) -> _Pending:
+    """A document file (.txt, .md, .html, .pdf) as a text item: its text is what is embedded and shown,
+    the file is kept for download. Titled by the uploader, else the document's own title, else its name."""
+    text = clean_text(media.text or "", what=f"text of the {media.mime_type} document")
+    name = Path(source.filename).stem.replace("_", " ").strip() if source.filename else ""
+    common["title"] = common["title"] or (media.title or name)[:300]
+    common["metadata"] = {**media.metadata, **common["metadata"]}
+    item = Item(modality="text", text=text, sha256=media.sha256, mime_type=media.mime_type, byte_size=len(media.data),
+                text_pages=media.pages, **common)
+    return _Pending(source, item, text, media)
 
 
 class Ingester:
@@ -234,7 +249,8 @@ class Ingester:
             else:
                 batch.first_of[sha] = index
                 if pool is not None and sources[index].data is not None:
-                    batch.jobs[index] = pool.submit(media_worker.decode, sources[index].data, sha)
+                    batch.jobs[index] = pool.submit(media_worker.decode, sources[index].data, sha,
+                                                    sources[index].filename)
                     continue
                 try:
                     batch.fresh.append((index, _prepare(sources[index], digest=sha)))
@@ -277,7 +293,8 @@ class Ingester:
         if self._pool is None:
             # "spawn": a forked child would share this process's database connections and torch threads.
             overrides = {name: getattr(settings, name) for name in dir(settings)
-                         if name.startswith(("SEARCH_MAX_", "SEARCH_AUDIO_", "SEARCH_IMAGE_", "SEARCH_STORE_"))}
+                         if name.startswith(("SEARCH_MAX_", "SEARCH_AUDIO_", "SEARCH_IMAGE_", "SEARCH_STORE_",
+                                             "SEARCH_DOCUMENT_"))}
             self._pool = ProcessPoolExecutor(
                 max_workers=self.workers, mp_context=multiprocessing.get_context("spawn"),
                 initializer=media_worker.init_worker, initargs=(overrides,),
@@ -356,10 +373,13 @@ def _write_files(entry: _Pending) -> list[str]:
     item = entry.item
     written = []
     name = media_path(item, f"upload.{media.extension}")
-    preview = media.preview or (
-        thumbnail_png(media.image) if media.modality == "image" else waveform_png(media.waveform)
-    )
-    for field_name, target, payload in (("media", name, media.data), ("preview", preview_path(item, ""), preview)):
+    files = [("media", name, media.data)]
+    if media.modality != "text":  # a document has no picture of itself
+        preview = media.preview or (
+            thumbnail_png(media.image) if media.modality == "image" else waveform_png(media.waveform)
+        )
+        files.append(("preview", preview_path(item, ""), preview))
+    for field_name, target, payload in files:
         if not default_storage.exists(target):
             saved = default_storage.save(target, ContentFile(payload))
             written.append(saved)

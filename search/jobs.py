@@ -162,7 +162,7 @@ def _run_ingest(job: Job) -> None:
                                 title=entry.fields.get("title", ""), caption=entry.fields.get("caption", ""),
                                 tags=entry.fields.get("tags", ()), collection=entry.fields.get("collection", ""),
                                 metadata=entry.fields.get("metadata", {}), owner_id=job.owner_id,
-                                source=entry.name or f"input {entry.position}")
+                                source=entry.name or f"input {entry.position}", filename=entry.name)
                     for entry in chunk
                 ])
                 good = 0

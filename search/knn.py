@@ -79,6 +79,9 @@ def set_local_search_params(*, ef_search: int, iterative: str = "relaxed_order",
     if not connection.in_atomic_block:
         raise RuntimeError("SET LOCAL outside a transaction would be a no-op; wrap the query in transaction.atomic()")
     with connection.cursor() as cursor:
-        cursor.execute("SELECT set_config('hnsw.ef_search', %s, true)", [str(int(ef_search))])
-        cursor.execute("SELECT set_config('hnsw.iterative_scan', %s, true)", [iterative])
-        cursor.execute("SELECT set_config('hnsw.max_scan_tuples', %s, true)", [str(int(max_scan_tuples))])
+        # One round trip for the three: a search is a handful of statements, each one counts.
+        cursor.execute(
+            "SELECT set_config('hnsw.ef_search', %s, true), set_config('hnsw.iterative_scan', %s, true),"
+            " set_config('hnsw.max_scan_tuples', %s, true)",
+            [str(int(ef_search)), iterative, str(int(max_scan_tuples))],
+        )

@@ -11,7 +11,7 @@ import numpy as np
 from django.conf import settings
 from django.contrib.postgres.fields import ArrayField
 from django.contrib.postgres.indexes import GinIndex
-from django.contrib.postgres.search import SearchVector, SearchVectorField
+from django.contrib.postgres.search import SearchVectorField
 from django.db import models
 from django.db.models import Q
 from pgvector.django import HalfVectorField, VectorField
@@ -52,6 +52,12 @@ def preview_path(item: "Item", filename: str) -> str:
     return f"previews/{item.sha256[:2]}/{item.sha256}.png"
 
 
+class ItemManager(models.Manager):
+    def get_queryset(self):
+        # The full-text vector is only ever read by PostgreSQL (a long document's is up to a megabyte).
+        return super().get_queryset().defer("search_document")
+
+
 class Item(models.Model):
     modality = models.CharField(max_length=8, choices=Modality.choices)
     title = models.CharField(max_length=300, blank=True)
@@ -84,13 +90,20 @@ class Item(models.Model):
     embedding_error = models.TextField(blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
-    # Weighted full-text document: title ranks above body. Generated, so it can never go stale.
+    # A document's pages (PDF): the character offset in `text` where each starts, for "page N" of a passage.
+    text_pages = ArrayField(models.PositiveIntegerField(), null=True, blank=True)
+    # Weighted full-text document: title ranks above body. Generated, so it can never go stale. The
+    # function (migration 0006) is setweight(to_tsvector(title), 'A') || setweight(to_tsvector(text), 'B'),
+    # falling back to a vector without positions for a text of mostly distinct tokens (a word list, a
+    # dump) whose positions would pass PostgreSQL's 1 MB tsvector limit, so no text is refused for it.
     search_document = models.GeneratedField(
-        expression=SearchVector("title", weight="A", config="english")
-        + SearchVector("text", weight="B", config="english"),
+        expression=models.Func(models.F("title"), models.F("text"), function="search_document_vector",
+                               output_field=SearchVectorField()),
         output_field=SearchVectorField(),
         db_persist=True,
     )
+
+    objects = ItemManager()
 
     class Meta:
         ordering = ["-created_at", "-id"]
@@ -152,12 +165,20 @@ class Embedding(models.Model):
     # which its index and searches use. Both are stored inline (STORAGE MAIN, see search.knn).
     vector = HalfVector()
     vector_full = VectorField(null=True, blank=True)
-    # Set for the windows of long audio; null for the whole-item vector.
+    # Set for the windows of long audio (seconds) and the passages of long text (character offsets, end
+    # exclusive); null for the whole-item vector.
     segment_start = models.FloatField(null=True, blank=True)
     segment_end = models.FloatField(null=True, blank=True)
+    # A passage of a text: searched like the item's own vector, so the space's index holds it (audio
+    # windows only point at a moment of an item already found, and stay out of the index).
+    passage = models.BooleanField(default=False)
 
     class Meta:
-        indexes = [models.Index(fields=["space", "item"], name="embedding_space_item_idx")]
+        indexes = [
+            models.Index(fields=["space", "item"], name="embedding_space_item_idx"),
+            # "Does this space hold any passages?" answered from a tiny index (search.passages.has_passages).
+            models.Index(fields=["space"], condition=Q(passage=True), name="embedding_passage_space_idx"),
+        ]
         constraints = [
             models.UniqueConstraint(
                 fields=["item", "space"], condition=Q(segment_start__isnull=True), name="one_item_vector_per_space"
@@ -172,6 +193,8 @@ class Embedding(models.Model):
                 | Q(segment_start__gte=0, segment_end__gt=models.F("segment_start")),
                 name="segment_bounds_valid",
             ),
+            models.CheckConstraint(condition=Q(passage=False) | Q(segment_start__isnull=False),
+                                   name="passage_has_span"),
         ]
 
     def __str__(self) -> str:

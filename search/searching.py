@@ -17,7 +17,7 @@ from django.conf import settings
 from django.db import transaction
 
 from encoders.base import EncoderError
-from search import access, knn, metrics, spaces
+from search import access, knn, metrics, passages, spaces
 from search import calibration as calibrate
 from search.media import formats
 from search.models import Embedding, EmbeddingSpace, Item, Modality
@@ -132,6 +132,8 @@ class Hit:
     relevance: float | None = None  # calibrated, in [0, 1] (search.calibration)
     weak: bool = False  # below the cutoff, shown only on request
     space: str = ""  # the space whose vectors matched it
+    passage: "passages.Passage | None" = None  # the part of a text (or long caption) that matched
+    passages: int = 0  # how many passages the item has (a long text), for calibration
 
 
 @dataclass
@@ -187,40 +189,66 @@ def _check_paging(request: SearchRequest) -> None:
     request.filters.validate()
 
 
+# A text with passages may fill several of the rows an index scan returns; this many rows per item
+# wanted are read first (more when the scan ran out of distinct items before `limit`).
+PASSAGE_FANOUT = 3
+
+
 def vector_ranking(space: EmbeddingSpace, vector: np.ndarray, filters: Filters, limit: int, *,
                    exact: bool = False, exclude_ids=(), ef_search: int | None = None) -> tuple[list, bool]:
-    """The `limit` nearest items as (item id, distance), best first; and whether the scan was exact."""
+    """The `limit` nearest items as (item id, distance), best first; and whether the scan was exact.
+
+    A text item is as near as its nearest vector: its passages' or its own (search.passages), so a
+    long document is found by the sentence deep inside it that the query describes.
+    """
     where, params = filters.sql()
     if exclude_ids:
         where += " AND NOT (i.id = ANY(%s))"
         params.append(list(exclude_ids))
-    distance = knn.distance_sql(space, "e")
     if not exact and filters.narrowing and settings.SEARCH_EXACT_BELOW:
         # A filter that leaves few rows is answered faster, and completely, by an exact scan. The
         # planner's row estimate decides: counting would cost more than the search itself.
         exact = _estimated_rows(where, params) <= settings.SEARCH_EXACT_BELOW
+    with_passages = (not filters.modalities or Modality.TEXT in filters.modalities) and passages.has_passages(space)
+    fanout = PASSAGE_FANOUT if with_passages else 1
+    while True:
+        rows, scanned = _nearest_rows(space, vector, where, params, limit, fanout, exact=exact,
+                                      with_passages=with_passages, ef_search=ef_search)
+        # Passages crowded the rows read: read more, unless the scan already saw everything it could.
+        if not with_passages or len(rows) >= limit or scanned < limit * fanout or fanout >= 64:
+            return rows, exact
+        fanout *= 4
+
+
+def _nearest_rows(space, vector, where, params, limit, fanout, *, exact, with_passages, ef_search):
+    distance = knn.distance_sql(space, "e")
     # "+ 0" hides the ORDER BY from the index, which forces the exact scan when asked for.
     order = f"{distance} + 0" if exact else distance
+    # Both match the space's partial index (search.spaces.index_sql).
+    vectors = "(e.segment_start IS NULL OR e.passage)" if with_passages else "e.segment_start IS NULL"
+    read = limit * fanout
     sql = (
         f"WITH nearest AS MATERIALIZED ("
         f" SELECT e.item_id, {distance} AS distance FROM search_embedding e"
         f" JOIN search_item i ON i.id = e.item_id"
-        f" WHERE e.space_id = %s AND e.segment_start IS NULL AND {where}"
+        f" WHERE e.space_id = %s AND {vectors} AND {where}"
         f" ORDER BY {order} LIMIT %s)"
-        f" SELECT item_id, distance FROM nearest ORDER BY distance, item_id"
+        f" SELECT item_id, min(distance) AS distance, (SELECT count(*) FROM nearest) FROM nearest"
+        f" GROUP BY item_id ORDER BY distance, item_id LIMIT %s"
     )
     literal = _vector_literal(vector)
-    args = [literal, int(space.pk), *params, literal, limit]
+    args = [literal, int(space.pk), *params, literal, read, limit]
     with transaction.atomic(using=connection.alias):
         knn.set_local_search_params(
-            ef_search=max(ef_search or settings.SEARCH_HNSW_EF_SEARCH, min(limit, 1000)),
+            ef_search=max(ef_search or settings.SEARCH_HNSW_EF_SEARCH, min(read, 1000)),
             iterative="relaxed_order",
-            max_scan_tuples=max(20000, limit * 200),
+            max_scan_tuples=max(20000, read * 200),
         )
         with connection.cursor() as cursor:
             cursor.execute(sql, args)
             rows = cursor.fetchall()
-    return [(item_id, float(d)) for item_id, d in rows], exact
+    scanned = int(rows[0][2]) if rows else 0
+    return [(item_id, float(d)) for item_id, d, _ in rows], scanned
 
 
 def _estimated_rows(where: str, params: list) -> float:
@@ -249,16 +277,7 @@ def lexical_ranking(text: str, filters: Filters, limit: int, exclude_ids=()) -> 
 
 def audio_moments(space: EmbeddingSpace, vector: np.ndarray, item_ids: list[int]) -> dict[int, tuple[float, float]]:
     """For each audio item, the window closest to the query."""
-    if not item_ids:
-        return {}
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"SELECT DISTINCT ON (item_id) item_id, segment_start, segment_end FROM search_embedding"
-            f" WHERE space_id = %s AND item_id = ANY(%s) AND segment_start IS NOT NULL"
-            f" ORDER BY item_id, {knn.distance_sql(space)}, segment_start",
-            [int(space.pk), item_ids, _vector_literal(vector)],
-        )
-        return {item_id: (float(start), float(end)) for item_id, start, end in cursor.fetchall()}
+    return passages.best_segments(space, vector, item_ids)
 
 
 _centroids: dict[tuple, tuple[float, np.ndarray | None]] = {}
@@ -289,6 +308,7 @@ def modality_centroid(space: EmbeddingSpace, modality: str) -> np.ndarray | None
 
 def clear_centroids() -> None:
     _centroids.clear()
+    passages.forget()
 
 
 def cross_modal_ranking(space: EmbeddingSpace, vector: np.ndarray, filters: Filters, limit: int, **options
@@ -367,9 +387,14 @@ def _search_in_space(request: SearchRequest) -> SearchPage:
         lexical_ranks = {item_id: (rank, score) for rank, (item_id, score) in enumerate(ranking, start=1)}
 
     candidates = set(vector_ranks) | set(lexical_ranks)
-    items = Item.objects.in_bulk(list(candidates))
+    # Candidates without their text (a document's may be a million characters); the page's items get
+    # theirs below.
+    items = Item.objects.defer("text").in_bulk(list(candidates))
     # An item deleted between ranking and fetching simply drops out.
-    relevance = _relevances(space, request, vector_ranks, lexical_ranks, items)
+    # A text ranked by its best passage is judged knowing how many it has (search.calibration.z_score).
+    passage_counts = passages.counts(space, [i for i in vector_ranks if i in items and items[i].modality ==
+                                             Modality.TEXT]) if vector_ranks and passages.has_passages(space) else {}
+    relevance = _relevances(space, request, vector_ranks, lexical_ranks, items, passage_counts)
     if request.mode == "vector":
         # Ranked by the score (each modality against its own baseline); relevance decides what is kept.
         ordered = [(item_id, score) for item_id, score in vector_scores.items() if item_id in items]
@@ -387,7 +412,7 @@ def _search_in_space(request: SearchRequest) -> SearchPage:
     if (request.sort == "relevance" and request.balance_modalities
             and len(request.filters.modalities or space.modalities) > 1):
         relevant = _texts_not_crowding(relevant, items)
-    relevant = _pinned_first(relevant, vector_ranks, lexical_ranks, request)
+    relevant = _pinned_first(relevant, vector_ranks, lexical_ranks, request, items)
     if request.sort != "relevance":
         relevant = _sorted_by_field(relevant, items, request.sort)
     listed = relevant + (weak if request.include_weak else [])
@@ -399,6 +424,9 @@ def _search_in_space(request: SearchRequest) -> SearchPage:
     timings["sql_ms"] = (time.perf_counter() - started) * 1000
 
     weak_ids = {item_id for item_id, _ in weak}
+    shown_ids = [item_id for item_id, _ in page_ids] + ([item_id for item_id, _ in weak[:SUGGESTIONS]]
+                                                       if not relevant else [])
+    items.update(Item.objects.in_bulk(shown_ids))
 
     def hit(position: int, item_id: int, score: float) -> Hit:
         item = items[item_id]
@@ -410,11 +438,18 @@ def _search_in_space(request: SearchRequest) -> SearchPage:
                    distance=round(vr[1], 6) if vr else None,
                    similarity=round(1.0 - vr[1], 6) if vr else None, vector_rank=vr[0] if vr else None,
                    lexical_rank=lr[0] if lr else None, moment=moment, relevance=round(relevance[item_id], 4),
-                   weak=item_id in weak_ids, space=space.name)
+                   weak=item_id in weak_ids, space=space.name, passages=passage_counts.get(item_id, 0))
 
     hits = [hit(position, item_id, score) for position, (item_id, score) in enumerate(page_ids, start=offset + 1)]
     suggestions = [hit(n, item_id, score) for n, (item_id, score) in enumerate(weak[:SUGGESTIONS], start=1)] \
         if not relevant else []
+    started = time.perf_counter()
+    shown = {h.item.pk: h.item for h in hits + suggestions}
+    found = passages.for_hits(list(shown.values()), space=space, vector=vector, words=text,
+                              lexical_ids=set(lexical_ranks))
+    for h in hits + suggestions:
+        h.passage = found.get(h.item.pk)
+    timings["passages_ms"] = (time.perf_counter() - started) * 1000
     return SearchPage(hits=hits, page=request.page, k=request.k, has_more=len(listed) > offset + request.k,
                       space=space.name, mode=request.mode, exact=exact, timings=timings, min_relevance=cutoff,
                       sort=request.sort, total_relevant=len(relevant), weak_count=len(weak),
@@ -529,7 +564,7 @@ def query_modality(request: SearchRequest, items_by_id: dict | None = None) -> s
     return best
 
 
-def _relevances(space, request, vector_ranks, lexical_ranks, items) -> dict[int, float]:
+def _relevances(space, request, vector_ranks, lexical_ranks, items, passage_counts) -> dict[int, float]:
     """Calibrated relevance of every candidate: from its similarity for the query->item modality pair, and
     at least 0.5 + for a full-text match (words that match are relevant by definition)."""
     calibration = calibrate.current(space) if vector_ranks else {}
@@ -539,7 +574,7 @@ def _relevances(space, request, vector_ranks, lexical_ranks, items) -> dict[int,
         value = 0.0
         if item_id in vector_ranks:
             value = calibrate.relevance(calibration, modality or item.modality, item.modality,
-                                        1.0 - vector_ranks[item_id][1])
+                                        1.0 - vector_ranks[item_id][1], passages=passage_counts.get(item_id, 0))
         if item_id in lexical_ranks:
             rank = lexical_ranks[item_id][1]
             value = max(value, 0.5 + 0.5 * rank / (rank + 0.1))
@@ -610,13 +645,12 @@ def _texts_not_crowding(pairs: list, items: dict) -> list:
     return mixed
 
 
-def _pinned_first(ordered, vector_ranks, lexical_ranks, request: SearchRequest):
+def _pinned_first(ordered, vector_ranks, lexical_ranks, request: SearchRequest, items: dict):
     """Move pinned items that are relevant enough to the front, keeping both groups' order.
 
     Done over the whole candidate list before paging, so pages stay consistent.
     """
-    candidate_ids = [item_id for item_id, _ in ordered]
-    pinned = set(Item.objects.filter(pk__in=candidate_ids, pinned=True).values_list("pk", flat=True))
+    pinned = {item_id for item_id, _ in ordered if items[item_id].pinned}
     if not pinned:
         return ordered
     threshold = request.pin_min_similarity

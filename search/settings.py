@@ -341,11 +341,18 @@ SEARCH_AUDIO_ANALYSIS_RATE = env_int("SEARCH_AUDIO_ANALYSIS_RATE", 16_000, minim
 SEARCH_IMAGE_DECODE_SIZE = env_int("SEARCH_IMAGE_DECODE_SIZE", 224, minimum=64)
 # GPS position from photos' EXIF goes into an item's metadata only when this is on (privacy by default).
 SEARCH_STORE_GPS = env_bool("SEARCH_STORE_GPS", False)
-SEARCH_MAX_TEXT_CHARS = env_int("SEARCH_MAX_TEXT_CHARS", 20_000, minimum=1)
+# A text item (or a document's extracted text) may be this long; it is searched passage by passage.
+SEARCH_MAX_TEXT_CHARS = env_int("SEARCH_MAX_TEXT_CHARS", 1_000_000, minimum=1)
+# Documents (.txt, .md, .html, .pdf): pages of a PDF, and the seconds a PDF may take to read (it is read
+# in a child process with a memory cap, so a decompression bomb or a parser loop ends there).
+SEARCH_MAX_DOCUMENT_PAGES = env_int("SEARCH_MAX_DOCUMENT_PAGES", 2000, minimum=1)
+SEARCH_DOCUMENT_TIMEOUT = env_float("SEARCH_DOCUMENT_TIMEOUT", 30.0)
+SEARCH_DOCUMENT_MAX_MEMORY = env_int("SEARCH_DOCUMENT_MAX_MEMORY", 1536 * 1024 * 1024, minimum=64 * 1024 * 1024)
 SEARCH_INGEST_BATCH_SIZE = env_int("SEARCH_INGEST_BATCH_SIZE", 32, minimum=1)
 # Requests may carry files up to the upload cap (plus form fields); Django's in-memory
 # threshold stays small so large uploads stream to a temporary file instead of RAM.
-DATA_UPLOAD_MAX_MEMORY_SIZE = 2 * 1024 * 1024
+# A JSON body must hold the longest text: 6 bytes a character as \u escapes (what json.dumps sends).
+DATA_UPLOAD_MAX_MEMORY_SIZE = max(2 * 1024 * 1024, 6 * SEARCH_MAX_TEXT_CHARS + 64 * 1024)
 FILE_UPLOAD_MAX_MEMORY_SIZE = 2 * 1024 * 1024
 FILE_UPLOAD_HANDLERS = [
     "search.uploads.LimitedUploadHandler",

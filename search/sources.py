@@ -8,7 +8,6 @@ from pathlib import Path
 
 from search.ingest import IngestInput
 
-TEXT_SUFFIXES = {".txt", ".md"}
 MANIFEST_SUFFIXES = {".csv", ".jsonl"}
 
 
@@ -54,16 +53,9 @@ def _from_file(path: Path, **fields) -> IngestInput | SourceError:
         data = path.read_bytes()
     except OSError as exc:
         return SourceError(str(path), f"cannot read the file: {exc.strerror or exc}")
-    base = {"source": str(path)} | fields
-    if path.suffix.lower() in TEXT_SUFFIXES:
-        try:
-            text = data.decode("utf-8")
-        except UnicodeDecodeError:
-            return SourceError(str(path), "the text file is not valid UTF-8")
-        base.setdefault("title", path.stem.replace("_", " "))
-        base.pop("caption", None)
-        return IngestInput(text=text, **base)
-    return IngestInput(data=data, **base)
+    # Documents (.txt, .md, .html, .pdf) are recognised by their bytes like any file (search.documents):
+    # the file is kept, its text embedded, and it is titled by its name unless it has a title of its own.
+    return IngestInput(data=data, **({"source": str(path), "filename": path.name} | fields))
 
 
 def _split_tags(value) -> list[str]:

@@ -108,7 +108,7 @@ def index_sql(space: EmbeddingSpace) -> str:
         f"CREATE INDEX IF NOT EXISTS {space.index_name} ON search_embedding "
         f"USING hnsw (({knn.column_sql(space)}) {knn.opclass(space)}) "
         f"WITH (m = {int(m)}, ef_construction = {int(ef_construction)}) "
-        f"WHERE space_id = {int(space.pk)} AND segment_start IS NULL"
+        f"WHERE space_id = {int(space.pk)} AND (segment_start IS NULL OR passage)"
     )
 
 
@@ -132,8 +132,8 @@ def ensure_index(space: EmbeddingSpace) -> None:
         cursor.execute("SELECT pg_try_advisory_xact_lock(%s, %s)", [INDEX_LOCK, int(space.pk)])
         if not cursor.fetchone()[0]:
             return  # another process is loading this space or building its index
-        cursor.execute("SELECT count(*) FROM search_embedding WHERE space_id = %s AND segment_start IS NULL",
-                       [space.pk])
+        cursor.execute("SELECT count(*) FROM search_embedding WHERE space_id = %s"
+                       " AND (segment_start IS NULL OR passage)", [space.pk])
         rows = cursor.fetchone()[0]
         # The server's maintenance_work_mem (derived from the machine for the embedded one) unless this
         # graph needs more; parallel workers as the server allows. A space that is a small part of a large

@@ -13,13 +13,13 @@ from django.http import FileResponse, Http404, HttpResponse, JsonResponse, Strea
 from django.shortcuts import get_object_or_404, render
 from django.urls import reverse
 from django.utils._os import safe_join
-from django.utils.html import escape
+from django.utils.html import escape, format_html
 from django.utils.safestring import SafeString, mark_safe
 from django.utils.text import Truncator
 from django.views.decorators.http import require_GET, require_http_methods
 
 from encoders.base import EncoderError
-from search import access, projection, spaces
+from search import access, passages, projection, spaces
 from search.forms import SearchForm
 from search.models import Item, Modality
 from search.queries import QueryError, QueryPart
@@ -27,11 +27,15 @@ from search.searching import Filters, Hit, SearchPage, SearchRequest, search
 from search.spaces import SpaceIdentityMismatch
 
 # Media is only ever served as one of these types, whatever its file name says.
+# Documents are only ever downloaded, never shown by the browser from this origin (an uploaded HTML page
+# is someone else's page), and text in UTF-8 as it was uploaded.
+DOCUMENT_DOWNLOADS = {"text/plain": "text/plain", "text/markdown": "text/markdown", "text/html": "text/html",
+                      "application/pdf": "application/pdf"}
 SERVED_TYPES = {  # the types of search.media.formats.FORMATS, as mimetypes names them by extension
     "image/png", "image/jpeg", "image/webp", "image/gif", "image/heic", "image/avif", "image/tiff", "image/bmp",
     "image/jp2", "image/jxl",
     "audio/wav", "audio/x-wav", "audio/flac", "audio/ogg", "audio/mpeg", "audio/mp4", "video/webm",
-}
+} | DOCUMENT_DOWNLOADS.keys()
 NEIGHBOURS = 6
 TITLE_WORDS = 8
 # Infinite scroll stops after this many results (5 pages); past it a person refines the query instead.
@@ -55,6 +59,10 @@ class Card:
     preview_url: str
     moment_start: float | None = None
     moment_end: float | None = None
+    # The passage of a long text (or caption) that matched: "p. 12" for a document's page, and the
+    # item page's address that shows it in place.
+    passage_label: str = ""
+    passage_url: str = ""
 
     @property
     def moment_left(self) -> float:
@@ -136,6 +144,33 @@ def display_title(item: Item) -> str:
     return str(item)
 
 
+def passage_html(text: str, highlights, *, before: bool = False, after: bool = False) -> SafeString:
+    """A passage with the query's words in <mark>, and "…" where it continues."""
+    out, at = [], 0
+    for start, end in highlights:
+        if start < at or end > len(text):
+            continue
+        out.append(escape(text[at:start]))
+        out.append(format_html("<mark>{}</mark>", text[start:end]))
+        at = end
+    out.append(escape(text[at:]))
+    return mark_safe(("… " if before else "") + "".join(str(part) for part in out) + (" …" if after else ""))
+
+
+def _passage_parts(hit: Hit) -> tuple[SafeString | None, str, str]:
+    passage = getattr(hit, "passage", None)
+    if passage is None:
+        return None, "", ""
+    whole = passage.start == 0 and passage.end >= len(hit.item.text)
+    html = passage_html(passage.text, passage.highlights, before=passage.start > 0,
+                        after=passage.end < len(hit.item.text))
+    if whole:
+        return html, "", ""
+    label = f"p. {passage.page}" if passage.page else ""
+    url = f"{reverse('item', args=[hit.item.pk])}?at={passage.start}-{passage.end}#passage"
+    return html, label, url
+
+
 def _cards(hits: list[Hit], highlight_words: str = "") -> list[Card]:
     marked = _highlights(highlight_words, [hit.item.pk for hit in hits])
     cards = []
@@ -145,12 +180,15 @@ def _cards(hits: list[Hit], highlight_words: str = "") -> list[Card]:
         start, end = hit.moment if hit.moment else (None, None)
         if title is not None and item.modality == Modality.TEXT and not item.title.strip():
             title = None  # ts_headline of an empty title: call it by its first words instead
+        passage, label, url = _passage_parts(hit)
+        if passage is not None:
+            snippet = passage  # the part that matched, not the text's first words
         cards.append(Card(
             item=item, hit=hit,
             title=title if title is not None else escape(display_title(item)),
             snippet=snippet if snippet is not None else escape(Truncator(item.text).words(40)),
             media_url=_media_url(item.media), preview_url=_media_url(item.preview),
-            moment_start=start, moment_end=end,
+            moment_start=start, moment_end=end, passage_label=label, passage_url=url,
         ))
     return cards
 
@@ -385,6 +423,7 @@ def item_detail(request, pk: int):
                              "cards": _cards(hits)})
     [card] = _cards([Hit(item=item, score=1.0, rank=1)])
     return render(request, "search/item.html", {
+        **_shown_passage(request, item),
         "item": item, "card": card, "title": display_title(item), "sections": sections,
         # A short text is its own title: shown as the heading, not again below it.
         "text_is_title": item.modality == Modality.TEXT and display_title(item) == " ".join(item.text.split()),
@@ -392,6 +431,19 @@ def item_detail(request, pk: int):
         "metadata": sorted(item.metadata.items()) if isinstance(item.metadata, dict) else [],
         "show_owner": access.can_see_owner(request.user, item),
     })
+
+
+def _shown_passage(request, item: Item) -> dict:
+    """`?at=START-END` (a search result's passage): the text in three parts, the passage marked, with
+    its page. Anything else shows the text plain."""
+    match = re.fullmatch(r"(\d{1,9})-(\d{1,9})", request.GET.get("at", ""))
+    if not match or item.modality != Modality.TEXT:
+        return {}
+    start, end = int(match[1]), int(match[2])
+    if not 0 <= start < end <= len(item.text):
+        return {}
+    return {"before_passage": item.text[:start], "passage": item.text[start:end], "after_passage": item.text[end:],
+            "passage_page": passages.page_of(item, start)}
 
 
 MAP_HIGHLIGHTS = 48  # results of the map's query marked on it: two pages' worth
@@ -488,6 +540,12 @@ def _media_owner(path: str) -> Item | None:
     return item
 
 
+def _download_name(item: Item) -> str:
+    """A safe file name for a download: the item's title in plain letters, digits and dashes."""
+    name = re.sub(r"[^A-Za-z0-9._-]+", "-", display_title(item)).strip("-.")[:80]
+    return name or f"item-{item.pk}"
+
+
 def media(request, path: str):
     try:
         full = safe_join(settings.MEDIA_ROOT, path)
@@ -523,6 +581,9 @@ def media(request, path: str):
         response["Content-Range"] = f"bytes {start}-{end}/{size}"
     else:
         response = FileResponse(handle, content_type=content_type)
+    if content_type in DOCUMENT_DOWNLOADS:
+        extension = os.path.splitext(path)[1]
+        response["Content-Disposition"] = f'attachment; filename="{_download_name(item)}{extension}"'
     response["Accept-Ranges"] = "bytes"
     response["X-Content-Type-Options"] = "nosniff"
     response["Content-Security-Policy"] = "default-src 'none'; sandbox"

@@ -3,15 +3,21 @@ import json
 from django.conf import settings
 from django.urls import reverse
 from drf_spectacular.utils import extend_schema_field
-from rest_framework import serializers
+from rest_framework import serializers, status
+from rest_framework.exceptions import APIException
 
-from search import access, jsoninput
+from search import access, jsoninput, revise
 from search.ingest import clean_tags
-from search.media import MediaRejected, clean_text
+from search.media import MediaRejected, clean_text, describe_all
 from search.media import formats as media_formats
 from search.models import EmbeddingSpace, Item, Modality
 from search.searching import FACETS, MODES, SORTS
 
+
+class Conflict(APIException):
+    status_code = status.HTTP_409_CONFLICT
+    default_code = "duplicate"
+    default_detail = "this content is stored already"
 
 class BoundedListField(serializers.ListField):
     """A list whose length is checked before any of its elements: 300,000 bad elements cost one comparison,
@@ -105,9 +111,12 @@ class ItemSerializer(serializers.ModelSerializer):
         return _media_url(self.context.get("request"), item.preview)
 
     def validate_text(self, value):
-        # The body of a text item is its content (and its hash and vector); only captions are editable.
-        if self.instance is not None and self.instance.modality == Modality.TEXT and value != self.instance.text:
-            raise serializers.ValidationError("the text of a text item cannot change; store a new item instead")
+        if self.instance is not None and self.instance.modality == Modality.TEXT:
+            # The body of a text item: its hash and vectors follow it (search.revise), in update().
+            try:
+                return clean_text(value, what="text")
+            except MediaRejected as exc:
+                raise serializers.ValidationError(str(exc)) from None
         if not value.strip():
             return ""
         # The same cleaning and cap as a caption given at upload: an edit is no way around them.
@@ -118,6 +127,19 @@ class ItemSerializer(serializers.ModelSerializer):
 
     def validate_tags(self, value):
         return clean_tags(value)
+
+    def update(self, instance, validated_data):
+        text = validated_data.pop("text", None)
+        if text is not None and instance.modality == Modality.TEXT:
+            try:
+                instance = revise.replace_text(instance, text)
+            except revise.DuplicateContent as exc:
+                raise Conflict(str(exc)) from None
+            except MediaRejected as exc:
+                raise serializers.ValidationError({"text": [str(exc)]}) from None
+        elif text is not None:
+            validated_data["text"] = text
+        return super().update(instance, validated_data)
 
     def validate(self, attrs):
         request = self.context.get("request")
@@ -134,7 +156,7 @@ class ItemSerializer(serializers.ModelSerializer):
 
 
 class ItemCreateSerializer(serializers.Serializer):
-    file = serializers.FileField(required=False, help_text=f"{media_formats.describe()}, recognised by its content")
+    file = serializers.FileField(required=False, help_text=f"{describe_all()}, recognised by its content")
     text = serializers.CharField(required=False, allow_blank=False, trim_whitespace=True,
                                  help_text="the body of a text item (instead of a file)")
     title = serializers.CharField(required=False, allow_blank=True, max_length=300, default="")
@@ -252,6 +274,17 @@ class MomentSerializer(serializers.Serializer):
     end = serializers.FloatField()
 
 
+class PassageSerializer(serializers.Serializer):
+    start = serializers.IntegerField(help_text="character offset in the item's text (its body, or a caption)")
+    end = serializers.IntegerField(help_text="character offset just past the passage")
+    text = serializers.CharField()
+    page = serializers.IntegerField(allow_null=True, help_text="page of the document where it starts (PDF)")
+    highlights = serializers.ListField(
+        child=serializers.ListField(child=serializers.IntegerField(), min_length=2, max_length=2),
+        help_text="[start, end] of each of the query's words in `text`",
+    )
+
+
 class SearchHitSerializer(serializers.Serializer):
     id = serializers.IntegerField(source="item.id")
     modality = serializers.CharField(source="item.modality")
@@ -271,6 +304,8 @@ class SearchHitSerializer(serializers.Serializer):
     relevance = serializers.FloatField(allow_null=True, help_text="calibrated relevance to the query, in [0, 1]")
     weak = serializers.BooleanField(help_text="below the cutoff (listed only with include_weak)")
     space = serializers.CharField(help_text="the embedding space whose vectors matched it")
+    passage = serializers.SerializerMethodField(
+        help_text="the part of a text (or of a long caption) that matched: its best passage, or where the words are")
 
     def get_snippet(self, hit) -> str:
         text = hit.item.text or ""
@@ -285,6 +320,14 @@ class SearchHitSerializer(serializers.Serializer):
     @extend_schema_field(MomentSerializer(allow_null=True))
     def get_moment(self, hit):
         return {"start": hit.moment[0], "end": hit.moment[1]} if hit.moment else None
+
+    @extend_schema_field(PassageSerializer(allow_null=True))
+    def get_passage(self, hit):
+        passage = getattr(hit, "passage", None)
+        if passage is None:
+            return None
+        return {"start": passage.start, "end": passage.end, "text": passage.text, "page": passage.page,
+                "highlights": [list(pair) for pair in passage.highlights]}
 
 
 class SearchPageSerializer(serializers.Serializer):

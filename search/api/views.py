@@ -133,7 +133,7 @@ class ItemViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.Updat
         outcome = Ingester().ingest(IngestInput(
             text=data.get("text"), data=upload.read() if upload else None, title=data["title"],
             caption=data["caption"], tags=data["tags"], collection=data["collection"], metadata=data["metadata"],
-            owner_id=request.user.pk, source="api",
+            owner_id=request.user.pk, source="api", filename=upload.name if upload else "",
         ))
         if outcome.status == "present" and not access.can_view(request.user, outcome.item):
             # Nothing of an item the caller may not see: not its id, title, owner or flags.

@@ -26,18 +26,33 @@ from search.media.previews import THUMBNAIL_SIZE, WAVEFORM_SIZE, thumbnail_png, 
 __all__ = [
     "BY_MIME", "FORMATS", "IMAGE_FORMATS", "THUMBNAIL_SIZE", "WAVEFORM_SIZE", "CorruptMedia", "EmptyContent",
     "Format", "MediaRejected", "MediaTooLarge", "PreparedMedia", "UnsupportedMediaType", "clean_text",
-    "decode_audio", "describe", "prepare_media", "probe_audio", "sniff", "text_sha256", "thumbnail_png",
+    "decode_audio", "describe", "describe_all", "prepare_media", "probe_audio", "sniff", "text_sha256", "thumbnail_png",
     "waveform_png",
 ]
 
 IMAGE_FORMATS = {name: mime for name, mime in PILLOW_FORMATS.items()}  # Pillow format name -> MIME type
 AUDIO_TYPES = {f.mime for f in FORMATS if f.modality == "audio"}
-EXTENSIONS = {f.mime: f.extension for f in FORMATS}
+EXTENSIONS = {f.mime: f.extension for f in FORMATS} | {  # and documents (search.documents.DOCUMENT_TYPES)
+    "text/plain": "txt", "text/markdown": "md", "text/html": "html", "application/pdf": "pdf"}
+
+
+# Names of binary formats: a file so named that holds text is refused rather than stored as a document.
+BINARY_EXTENSIONS = {f.extension for f in FORMATS} | {
+    "jpeg", "jpe", "tiff", "heif", "opus", "oga", "aac", "m4b", "mp4", "mov", "avi", "mkv", "pdf", "zip", "gz",
+    "tgz", "7z", "rar", "xz", "bz2", "exe", "dll", "so", "dmg", "iso", "doc", "docx", "xls", "xlsx", "ppt", "pptx",
+    "odt", "ods", "epub", "psd", "raw", "cr2", "nef", "dng", "arw", "svg", "eps", "ps", "ico"}
+
+
+def describe_all() -> str:
+    """What an upload may be: media or a document."""
+    from search.documents import describe as describe_documents
+
+    return f"{describe()}, or {describe_documents()}"
 
 
 @dataclass
 class PreparedMedia:
-    modality: str
+    modality: str  # "image", "audio", or "text" for a document
     mime_type: str
     sha256: str
     data: bytes
@@ -51,17 +66,23 @@ class PreparedMedia:
     taken_at: datetime | None = None
     metadata: dict = field(default_factory=dict)  # capture metadata read from the file
     preview: bytes | None = field(default=None, repr=False)  # the thumbnail or waveform PNG, when made already
+    # A document (search.documents): the text a reader sees, its title, and where each PDF page starts.
+    text: str | None = field(default=None, repr=False)
+    title: str = ""
+    pages: list[int] | None = None
 
     @property
     def extension(self) -> str:
         return EXTENSIONS[self.mime_type]
 
 
-def prepare_media(data: bytes, *, query: bool = False, digest: str | None = None) -> PreparedMedia:
+def prepare_media(data: bytes, *, query: bool = False, digest: str | None = None,
+                  filename: str = "") -> PreparedMedia:
     """Validate and decode an uploaded file; raise MediaRejected when it cannot be an item.
 
     `query`: the file is a search query, not an item to store (audio gets the shorter query cap).
-    `digest`: the sha256 of `data` when the caller has it already.
+    `digest`: the sha256 of `data` when the caller has it already. `filename`: only tells Markdown
+    from plain text (search.documents); the type is always decided by the bytes.
     """
     if not data:
         raise EmptyContent("the file is empty (0 bytes)")
@@ -70,7 +91,22 @@ def prepare_media(data: bytes, *, query: bool = False, digest: str | None = None
         raise MediaTooLarge(f"the file is {len(data):,} bytes; the limit is {limit:,} bytes")
     mime = sniff(data[:64])
     if mime is None:
-        raise UnsupportedMediaType(f"unsupported file type: expected {describe()}")
+        from search import documents
+
+        kind = documents.sniff_document(data[:documents.SNIFF_BYTES], filename)
+        if kind is None:
+            raise UnsupportedMediaType(f"unsupported file type: expected {describe_all()}")
+        extension = filename.rsplit(".", 1)[-1].lower() if "." in filename else ""
+        if kind != "application/pdf" and extension in BINARY_EXTENSIONS:
+            # Words in a file named .png (or .pdf, .mp3, .zip) are a broken or mislabelled file, not a document.
+            raise UnsupportedMediaType(f"unsupported file type: {filename} holds text, not what its name says; "
+                                       f"expected {describe_all()}")
+        if query:
+            raise UnsupportedMediaType(f"a {documents.LABELS[kind]} document cannot be part of a query; "
+                                       "search with its words instead")
+        document = documents.extract_document(data, kind, filename=filename)
+        return PreparedMedia("text", kind, digest or hashlib.sha256(data).hexdigest(), data, text=document.text,
+                             title=document.title, pages=document.pages, metadata=document.metadata)
     digest = digest or hashlib.sha256(data).hexdigest()
     if BY_MIME[mime].modality == "image":
         decoded = decode_image(

@@ -17,13 +17,16 @@ def init_worker(overrides: dict) -> None:
         setattr(settings, name, value)
 
 
-def decode(data: bytes, digest: str) -> PreparedMedia | MediaRejected:
+def decode(data: bytes, digest: str, filename: str = "") -> PreparedMedia | MediaRejected:
     """`prepare_media` whose refusal is returned, not raised, and whose result travels without the bytes."""
     try:
-        media = prepare_media(data, digest=digest)
+        media = prepare_media(data, digest=digest, filename=filename)
     except MediaRejected as exc:
         return exc
-    # The preview is drawn here too, in parallel with the parent's encoding.
-    media.preview = thumbnail_png(media.image) if media.modality == "image" else waveform_png(media.waveform)
+    # The preview is drawn here too, in parallel with the parent's encoding (a document has none).
+    if media.modality == "image":
+        media.preview = thumbnail_png(media.image)
+    elif media.modality == "audio":
+        media.preview = waveform_png(media.waveform)
     media.data = b""  # the parent holds the bytes
     return media

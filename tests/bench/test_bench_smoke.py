@@ -159,3 +159,13 @@ def test_million_measures_build_service_filter_and_api(tmp_path):
     assert filtered[3] == "40 of 40"  # k of k for every query
     api = next(row for label, row in rows.items() if label.startswith("REST API, 16 clients"))
     assert api[3] == "40 of 40 answered" and float(api[2]) >= 0.95
+
+
+@pytest.mark.slow
+def test_long_text_finds_documents_by_their_passages_through_the_api(tmp_path):
+    out = tmp_path / "long_text.md"
+    run_script("bench_long_text.py", "--quick", "--out", str(out))
+    rows = {row[0]: row for row in table_rows(out.read_text())}
+    product = rows["product, vector (best passage)"]
+    assert float(product[1]) >= 0.5 and float(product[3]) == 1.0  # first, recall@10 over 6 documents
+    assert "passages" in out.read_text() and "one vector per text: first tokens only" in rows

@@ -110,7 +110,7 @@ def demo(app_server, settings, demo_manifest, _demo_snapshot):
         snapshot["spaces"] = list(EmbeddingSpace.objects.values("id", "name", "calibration"))
         snapshot["items"] = list(Item.objects.values(*_item_fields()))
         snapshot["embeddings"] = list(Embedding.objects.values("item_id", "space_id", "vector", "segment_start",
-                                                               "segment_end"))
+                                                               "segment_end", "passage"))
         shutil.copytree(settings.MEDIA_ROOT, snapshot["media"])
     else:
         # The flush after the last test re-registered the spaces (post_migrate), under new ids.

@@ -12,15 +12,32 @@ def _fresh_centroids():
 FAKE_SPACES = {"fake": {"ENCODER": "encoders.fake.FakeSpace", "OPTIONS": {"dim": 32}}}
 
 
-@pytest.fixture
-def fake_spaces(settings):
-    """Swap the real model for the fast deterministic fake (plumbing tests only)."""
+# The fake with a small context, so texts of a few sentences already have passages (issue 17).
+PASSAGE_SPACES = {"fake": {"ENCODER": "encoders.fake.FakeSpace", "OPTIONS": {"dim": 64, "passage_tokens": 24}}}
+
+
+def _use_fake(settings, spaces: dict):
     original = settings.SEARCH_SPACES
-    settings.SEARCH_SPACES = FAKE_SPACES
+    settings.SEARCH_SPACES = spaces
     settings.SEARCH_DEFAULT_SPACE = "fake"
     # The fake's vectors carry no meaning a relevance could be calibrated on: plumbing tests see every
     # result, and the cutoff's own tests (test_relevance.py) set min_relevance explicitly.
     settings.SEARCH_MIN_RELEVANCE = 0.0
-    encoders.configure(FAKE_SPACES)
+    encoders.configure(spaces)
+    return original
+
+
+@pytest.fixture
+def fake_spaces(settings):
+    """Swap the real model for the fast deterministic fake (plumbing tests only)."""
+    original = _use_fake(settings, FAKE_SPACES)
     yield FAKE_SPACES
+    encoders.configure(original)
+
+
+@pytest.fixture
+def passage_spaces(settings):
+    """The fake, splitting texts into passages of 24 words and marks."""
+    original = _use_fake(settings, PASSAGE_SPACES)
+    yield PASSAGE_SPACES
     encoders.configure(original)

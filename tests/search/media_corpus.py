@@ -209,7 +209,8 @@ def corpus() -> tuple[Case, ...]:
         Case("jpeg-xl", encoded(upright(), "JXL", lossless=True), "image/jxl", **image),
         # Refused: formats that run programs or are not photos.
         Case("eps", b"%!PS-Adobe-3.0 EPSF-3.0\n%%BoundingBox: 0 0 10 10\nshowpage\n", code="unsupported_type"),
-        Case("pdf", b"%PDF-1.4\n1 0 obj<<>>endobj\ntrailer<<>>\n%%EOF", code="unsupported_type"),
+        # A PDF is a document now (search.documents); this one has no pages to read.
+        Case("pdf", b"%PDF-1.4\n1 0 obj<<>>endobj\ntrailer<<>>\n%%EOF", code="corrupt"),
         Case("svg", b'<svg xmlns="http://www.w3.org/2000/svg" width="10" height="10"/>', code="unsupported_type"),
         Case("ico", encoded(upright(), "ICO"), code="unsupported_type"),
         Case("psd-like", b"8BPS\x00\x01" + b"\x00" * 40, code="unsupported_type"),

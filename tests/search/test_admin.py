@@ -4,6 +4,7 @@ vectors, neighbours and duplicates, and the spaces list with its backfill."""
 import re
 from types import SimpleNamespace
 
+import numpy as np
 import pytest
 from django.contrib.auth.models import User
 from django.contrib.messages import get_messages
@@ -12,7 +13,7 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from search.ingest import Ingester, IngestInput
 from search.models import Embedding, EmbeddingSpace, Item
 from search.queries import QueryPart
-from search.searching import SearchRequest, search
+from search.searching import Filters, SearchRequest, search
 from tests.search.helpers import png_bytes, truncated, wav_bytes
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("fake_spaces")]
@@ -135,15 +136,34 @@ def test_the_item_form_shows_vectors_neighbours_and_duplicates(curator, items):
     assert f'href="/items/{items.red.pk}/"' in html  # "view on site"
 
 
-def test_the_form_edits_curation_fields_and_keeps_text_items_content_read_only(curator, items):
+def test_the_form_edits_curation_fields_and_a_text_items_body_with_its_vectors(curator, items):
     url = f"{CHANGELIST}{items.blue.pk}/change/"
     response = curator.post(url, {"title": "Blue, renamed", "text": "a caption", "tags": "blue,sky",
                                   "collection": "c", "metadata": "{}", "hidden": "on"})
     assert response.status_code == 302, response.content.decode()[:2000]
     blue = Item.objects.get(pk=items.blue.pk)
     assert (blue.title, blue.text, blue.tags, blue.hidden) == ("Blue, renamed", "a caption", ["blue", "sky"], True)
-    text_form = curator.get(f"{CHANGELIST}{items.text.pk}/change/").content.decode()
-    assert 'name="text"' not in text_form and "Red circles on a pale ground" in text_form
+
+    # A text item's body is editable: its hash and vectors follow it (issue 17).
+    text_url = f"{CHANGELIST}{items.text.pk}/change/"
+    assert 'name="text"' in curator.get(text_url).content.decode()
+    before = Embedding.objects.get(item=items.text, segment_start__isnull=True).vector
+    response = curator.post(text_url, {"title": "Red circles", "text": "Green triangles in the rain", "tags": "",
+                                       "collection": "", "metadata": "{}"}, follow=True)
+    assert "embedded again" in " ".join(messages_of(response))
+    edited = Item.objects.get(pk=items.text.pk)
+    assert edited.text == "Green triangles in the rain" and edited.sha256 != items.text.sha256
+    assert not np.allclose(Embedding.objects.get(item=edited, segment_start__isnull=True).vector, before)
+    for mode in ("vector", "lexical"):
+        hits = search(SearchRequest(parts=[QueryPart(text="green triangles rain")], mode=mode,
+                                    filters=Filters(modalities=["text"]), k=3)).hits
+        assert hits[0].item.pk == edited.pk, mode
+    # The same body as another item: refused with a message, nothing changed.
+    other = Ingester().ingest(IngestInput(text="Another note")).item
+    response = curator.post(text_url, {"title": "Red circles", "text": other.text, "tags": "", "collection": "",
+                                       "metadata": "{}"}, follow=True)
+    assert any("not changed" in m for m in messages_of(response))
+    assert Item.objects.get(pk=items.text.pk).text == "Green triangles in the rain"
 
 
 def test_upload_stores_an_item_through_ingestion(curator):
@@ -166,7 +186,8 @@ def test_upload_stores_an_item_through_ingestion(curator):
 
 
 @pytest.mark.parametrize(("data", "message"), [
-    ({"file": ("x.txt", b"just some words")}, "Unsupported file type: expected an image"),
+    ({"file": ("x.bin", bytes(range(256)) * 4)}, "Unsupported file type: expected an image"),
+    ({"file": ("x.png", b"just some words")}, "holds text, not what its name says"),
     ({"file": ("x.png", truncated(png_bytes(size=(200, 200)), 0.3))}, "image"),
     ({"file": ("x.png", b"")}, "The submitted file is empty."),
     ({}, "Give a file or a text."),

@@ -35,9 +35,9 @@ def test_fuzzed_bytes_only_ever_raise_named_validation_errors(data):
         media = prepare_media(data)
     except MediaRejected:
         return
-    # Whatever passed validation is fully decoded and usable.
-    assert media.modality in ("image", "audio")
-    assert media.image is not None or (media.waveform is not None and len(media.waveform) > 0)
+    # Whatever passed validation is fully decoded and usable: pixels, samples, or a document's text.
+    assert media.modality in ("image", "audio", "text")
+    assert media.image is not None or (media.waveform is not None and len(media.waveform) > 0) or media.text.strip()
 
 
 def test_a_decompression_bomb_is_refused_before_decoding(settings):
@@ -75,7 +75,9 @@ def test_a_playlist_disguised_as_mp3_opens_nothing(monkeypatch):
     monkeypatch.setattr(subprocess, "Popen", forbidden)
     playlist = b"#EXTM3U\n#EXTINF:123,Sample\nhttp://127.0.0.1:9/evil.mp3\n/etc/passwd\n"
     with pytest.raises(MediaRejected, match="unsupported file type"):
-        prepare_media(playlist)
+        prepare_media(playlist, filename="song.mp3")
+    # Without a media name it is what it is, a short text (documents are text items), and nothing is fetched.
+    assert prepare_media(playlist, filename="list.m3u").text.startswith("#EXTM3U")
     with pytest.raises(MediaRejected):
         prepare_media(b"ID3\x03\x00\x00\x00\x00\x00\x10" + playlist)
 

@@ -19,7 +19,7 @@ def inputs():
         IngestInput(data=good, source="twin.png"),
         IngestInput(data=wav_bytes(seconds=2), source="long.wav"),
         IngestInput(data=camera_jpeg(), source="camera.jpg"),
-        IngestInput(data=b"not media at all", source="mystery.bin"),
+        IngestInput(data=bytes(range(256)) * 8, source="mystery.bin"),
         IngestInput(data=wav_bytes(seconds=0.5, freq=880), source="beep.wav"),
     ]
 

@@ -73,7 +73,7 @@ def test_a_json_batch_is_accepted_with_202_and_each_text_is_stored_once(alice):
 def test_a_multipart_batch_of_files_is_embedded_by_the_real_model(alice):
     _, token = alice
     files = [("red.png", png_bytes((220, 20, 20))), ("blue.png", png_bytes((20, 20, 220), seed=1)),
-             ("notes.png", b"this is no image at all")]
+             ("notes.png", b"this is no image at all")]  # words in a file named .png: refused
     from django.core.files.uploadedfile import SimpleUploadedFile
 
     response = client_for(token).post("/api/items/batch/", {

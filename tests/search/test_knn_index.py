@@ -93,3 +93,36 @@ def test_two_spaces_of_different_dimensions_share_the_table():
 def test_set_local_outside_a_transaction_is_refused():
     with pytest.raises(RuntimeError, match="transaction.atomic"):
         knn.set_local_search_params(ef_search=10)
+
+
+def test_a_search_over_passages_uses_the_space_index_too():
+    """Passages of long texts are in the space's index (its predicate: item vectors or passages), so ranking
+    texts by their best passage is an index scan, not a scan of every vector."""
+    from search import searching
+    from search.searching import Filters
+
+    space = make_space()
+    vectors = fill(space, 10_000)
+    first = Item.objects.order_by("id").first()
+    Embedding.objects.bulk_create(
+        Embedding(item=first, space=space, vector=vectors[i], segment_start=10.0 * i, segment_end=10.0 * i + 9,
+                  passage=True) for i in range(1, 40))
+    with connection.cursor() as cursor:
+        cursor.execute("ANALYZE search_embedding")
+    searching.clear_centroids()
+    statements = []
+
+    def capture(execute, sql, params, many, context):
+        statements.append((sql, params))
+        return execute(sql, params, many, context)
+
+    with connection.execute_wrapper(capture):
+        ranking, exact = searching.vector_ranking(space, vectors[7], Filters(), 10)
+    assert not exact and ranking[0][0] in (first.pk, Item.objects.get(title="t7").pk)
+    sql, params = next((sql, params) for sql, params in statements if "nearest" in sql)
+    assert "passage" in sql
+    with transaction.atomic(), connection.cursor() as cursor:
+        knn.set_local_search_params(ef_search=100)
+        cursor.execute("EXPLAIN " + sql, params)
+        plan = "\n".join(row[0] for row in cursor.fetchall())
+    assert space.index_name in plan, plan

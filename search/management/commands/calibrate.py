@@ -4,7 +4,8 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
 from search import calibration
-from search.evaluation import GoldenError, evaluate, golden_scores, load_golden
+from search.evaluation import GoldenError, evaluate, golden_scores, load_golden, long_texts
+from search.models import Modality
 from search.queries import QueryError
 from search.searching import resolve_space
 
@@ -33,15 +34,19 @@ class Command(BaseCommand):
         root = Path(root) if root else Path(settings.VAR_DIR) / "demo"
         if golden is None and name == settings.SEARCH_DEFAULT_SPACE and (root / "manifest.jsonl").exists():
             golden = DEFAULT_GOLDEN
-        scored = None
+        scored, long = [], None
         if golden:
             try:
                 queries = [q for q in load_golden(Path(golden)) if (q.space or name) == name]
-                report = evaluate(queries, space=name, roots=[Path(golden).parent, root], k=10)
+                report = evaluate(queries, space=name, roots=[Path(golden).parent, root], k=10, long_text=False)
             except (GoldenError, QueryError) as exc:
                 raise CommandError(str(exc)) from None
             scored = golden_scores(report["queries"])
-        fitted = calibration.calibrate(stored, scored)
+        if Modality.TEXT in stored.modalities:
+            # How relevant a text matched by one of its passages is: fitted on generated long texts.
+            long = long_texts(space=name, k=10)
+            scored += long["scored"]
+        fitted = calibration.calibrate(stored, scored or None, extra_pairs=long["pairs"] if long else None)
         if verbosity >= 1:
             self.stdout.write(
                 f"space {name!r}: calibration from {fitted['source']} ({fitted['golden_pairs']} golden pairs), "
