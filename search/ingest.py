@@ -33,7 +33,7 @@ from search.media import (
     clean_text,
     prepare_media,
     text_sha256,
-    thumbnail_png,
+    thumbnail_jpeg,
     waveform_png,
 )
 from search.media import worker as media_worker
@@ -376,9 +376,10 @@ def _write_files(entry: _Pending) -> list[str]:
     files = [("media", name, media.data)]
     if media.modality != "text":  # a document has no picture of itself
         preview = media.preview or (
-            thumbnail_png(media.image) if media.modality == "image" else waveform_png(media.waveform)
+            thumbnail_jpeg(media.image) if media.modality == "image" else waveform_png(media.waveform)
         )
-        files.append(("preview", preview_path(item, ""), preview))
+        files.append(("preview", preview_path(item, f"preview.{'jpg' if media.modality == 'image' else 'png'}"),
+                      preview))
     for field_name, target, payload in files:
         if not default_storage.exists(target):
             saved = default_storage.save(target, ContentFile(payload))

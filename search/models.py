@@ -49,7 +49,9 @@ def media_path(item: "Item", filename: str) -> str:
 
 
 def preview_path(item: "Item", filename: str) -> str:
-    return f"previews/{item.sha256[:2]}/{item.sha256}.png"
+    # A photo's thumbnail is a JPEG, a sound's waveform a PNG (search.media.previews); older thumbnails are PNGs.
+    extension = filename.rsplit(".", 1)[-1].lower() if "." in filename else "png"
+    return f"previews/{item.sha256[:2]}/{item.sha256}.{extension}"
 
 
 class ItemManager(models.Manager):

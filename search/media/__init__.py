@@ -21,13 +21,13 @@ from search.media import audio as _audio
 from search.media.errors import CorruptMedia, EmptyContent, MediaRejected, MediaTooLarge, UnsupportedMediaType
 from search.media.formats import BY_MIME, FORMATS, PILLOW_FORMATS, Format, describe, sniff
 from search.media.images import decode_image
-from search.media.previews import THUMBNAIL_SIZE, WAVEFORM_SIZE, thumbnail_png, waveform_png
+from search.media.previews import THUMBNAIL_SIZE, WAVEFORM_SIZE, thumbnail_jpeg, waveform_png
 
 __all__ = [
     "BY_MIME", "FORMATS", "IMAGE_FORMATS", "THUMBNAIL_SIZE", "WAVEFORM_SIZE", "CorruptMedia", "EmptyContent",
     "Format", "MediaRejected", "MediaTooLarge", "PreparedMedia", "UnsupportedMediaType", "clean_text",
-    "decode_audio", "describe", "describe_all", "prepare_media", "probe_audio", "sniff", "text_sha256", "thumbnail_png",
-    "waveform_png",
+    "decode_audio", "describe", "describe_all", "prepare_media", "probe_audio", "sniff", "text_sha256",
+    "thumbnail_jpeg", "waveform_png",
 ]
 
 IMAGE_FORMATS = {name: mime for name, mime in PILLOW_FORMATS.items()}  # Pillow format name -> MIME type

@@ -1,5 +1,6 @@
-"""Derivatives the UI shows. Both are re-encoded PNGs made from decoded pixels or samples, so no
-EXIF, GPS or other metadata of the original survives into them."""
+"""Derivatives the UI shows, re-encoded from decoded pixels or samples, so no EXIF, GPS or other
+metadata of the original survives into them: a photo's thumbnail as JPEG (a quarter of PNG's time
+and a fifth of its size for photographic content), a sound's waveform as PNG (flat colours)."""
 
 import io
 
@@ -10,16 +11,19 @@ THUMBNAIL_SIZE = 320
 WAVEFORM_SIZE = (640, 96)
 
 
-def thumbnail_png(image: Image.Image) -> bytes:
-    """At most THUMBNAIL_SIZE on the longer side, from the (already reduced, upright, RGB) working image."""
+THUMBNAIL_EXTENSION = "jpg"
+
+
+def thumbnail_jpeg(image: Image.Image) -> bytes:
+    """At most THUMBNAIL_SIZE on the longer side, from the (already reduced, upright, RGB on white) working
+    image."""
     thumb = image.copy()
     thumb.thumbnail((THUMBNAIL_SIZE, THUMBNAIL_SIZE))
     if thumb.mode != "RGB":
         thumb = thumb.convert("RGB")
     thumb.info.clear()
     out = io.BytesIO()
-    # Level 1: a thumbnail is a few KB either way, and the default level costs more CPU than encoding it.
-    thumb.save(out, format="PNG", compress_level=1)
+    thumb.save(out, format="JPEG", quality=85)
     return out.getvalue()
 
 

@@ -3,7 +3,7 @@ spawned worker unpickles these functions first and runs `init_worker` after."""
 
 import os
 
-from search.media import MediaRejected, PreparedMedia, prepare_media, thumbnail_png, waveform_png
+from search.media import MediaRejected, PreparedMedia, prepare_media, thumbnail_jpeg, waveform_png
 
 
 def init_worker(overrides: dict) -> None:
@@ -25,7 +25,7 @@ def decode(data: bytes, digest: str, filename: str = "") -> PreparedMedia | Medi
         return exc
     # The preview is drawn here too, in parallel with the parent's encoding (a document has none).
     if media.modality == "image":
-        media.preview = thumbnail_png(media.image)
+        media.preview = thumbnail_jpeg(media.image)
     elif media.modality == "audio":
         media.preview = waveform_png(media.waveform)
     media.data = b""  # the parent holds the bytes

@@ -16,7 +16,7 @@ from PIL import Image
 from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
-from search.media import FORMATS, MediaRejected, describe, prepare_media, sniff, thumbnail_png
+from search.media import FORMATS, MediaRejected, describe, prepare_media, sniff, thumbnail_jpeg
 from search.media.images import flatten
 from tests.search.media_corpus import SIZE, WHITE, camera_jpeg, corpus, jpeg_with_orientation, png_with_transparency
 
@@ -53,7 +53,7 @@ def test_every_format_and_mode_has_its_expected_outcome(name):
     if case.transparent_white:
         assert close(image.getpixel((2, 2)), WHITE, 12), image.getpixel((2, 2))
     assert prepared.metadata.items() >= case.metadata.items(), prepared.metadata
-    Image.open(io.BytesIO(thumbnail_png(image))).verify()
+    Image.open(io.BytesIO(thumbnail_jpeg(image))).verify()
 
 
 @pytest.mark.parametrize("mode", ["1", "L", "LA", "La", "P", "PA", "I", "I;16", "I;16L", "I;16B", "I;16N", "F",
@@ -63,7 +63,7 @@ def test_every_pillow_mode_flattens_to_rgb(mode):
     image.info["transparency"] = 0 if mode in ("1", "L", "I", "P") else None
     flat = flatten(image)
     assert flat.mode == "RGB" and flat.size == (9, 7)
-    thumbnail_png(flat)
+    thumbnail_jpeg(flat)
 
 
 @pytest.mark.parametrize("mode", ["1", "I", "I;16", "L", "RGB"])
@@ -71,13 +71,13 @@ def test_png_transparency_chunks_no_longer_crash_the_thumbnail(mode):
     """The 500 of the outside test: PNG modes 1 and I with tRNS ("transparency for RGB must be list or tuple")."""
     prepared = prepare_media(png_with_transparency(mode))
     assert prepared.image.getpixel((2, 2)) == WHITE
-    Image.open(io.BytesIO(thumbnail_png(prepared.image))).verify()
+    Image.open(io.BytesIO(thumbnail_jpeg(prepared.image))).verify()
 
 
 def test_orientation_is_applied_to_size_pixels_and_thumbnail():
     prepared = prepare_media(jpeg_with_orientation(6))  # stored 40 x 60, shown 60 x 40
     assert (prepared.width, prepared.height) == SIZE == prepared.image.size
-    thumb = Image.open(io.BytesIO(thumbnail_png(prepared.image)))
+    thumb = Image.open(io.BytesIO(thumbnail_jpeg(prepared.image)))
     assert thumb.width > thumb.height
 
 

@@ -147,7 +147,7 @@ PROBE = textwrap.dedent("""
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "search.settings")
     import django; django.setup()
     from search import spaces
-    from search.media import MediaRejected, prepare_media, thumbnail_png, waveform_png
+    from search.media import MediaRejected, prepare_media, thumbnail_jpeg, waveform_png
     def status(key):
         for line in open("/proc/self/status"):
             if line.startswith(key): return int(line.split()[1]) * 1024
@@ -163,7 +163,7 @@ PROBE = textwrap.dedent("""
             encoder.encode_audio_with_segments([(prepared.waveform, prepared.sample_rate)])
             waveform_png(prepared.waveform)
         else:
-            encoder.encode_images([prepared.image]); thumbnail_png(prepared.image)
+            encoder.encode_images([prepared.image]); thumbnail_jpeg(prepared.image)
     except MediaRejected as exc:
         outcome = f"refused: {exc}"
     print(json.dumps({"peak_mb": (status("VmHWM") - base) / 2**20, "seconds": time.perf_counter() - started,
