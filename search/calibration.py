@@ -30,6 +30,10 @@ from search.models import EmbeddingSpace, Modality
 # one standard deviation either side of it.
 DEFAULT_SLOPE = 2.0
 DEFAULT_MIDPOINT = 2.5
+# A text matched by its best passage, judged on its corrected z (z_score), before any fit: the demo
+# space's fit on generated long documents (search.evaluation.long_texts) put it at -1.2, because the
+# best of many passages that truly match stands out less than one caption that does.
+DEFAULT_PASSAGE_MIDPOINT = -1.0
 QUERY_SAMPLE = 256
 TARGET_SAMPLE = 2048
 DRIFT = 0.25
@@ -261,9 +265,12 @@ def relevance(calibration: dict, query_modality: str, item_modality: str, simila
     z = z_score(calibration, query_modality, item_modality, similarity, passages=passages)
     if z is None:
         return float(min(1.0, max(0.0, similarity)))
-    stats = (calibration.get("pairs") or {}).get(_pair_key(query_modality, item_modality, passages)) or {}
+    key = _pair_key(query_modality, item_modality, passages)
+    stats = (calibration.get("pairs") or {}).get(key) or {}
     slope = calibration.get("slope", DEFAULT_SLOPE)
-    midpoint = stats.get("midpoint", calibration.get("midpoint", DEFAULT_MIDPOINT))
+    fallback = DEFAULT_PASSAGE_MIDPOINT if key.endswith(f"->{PASSAGE}") else calibration.get("midpoint",
+                                                                                           DEFAULT_MIDPOINT)
+    midpoint = stats.get("midpoint", fallback)
     return 1.0 / (1.0 + math.exp(-max(-60.0, min(60.0, slope * (z - midpoint)))))
 
 
