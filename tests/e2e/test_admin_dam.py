@@ -54,16 +54,17 @@ def test_many_files_dropped_at_once_each_with_a_result(curator_page, tmp_path, o
     buffer = io.BytesIO()
     soundfile.write(buffer, np.sin(np.linspace(0, 2000, 16000)).astype("float32"), 16000, format="WAV")
     (tmp_path / "tone.wav").write_bytes(buffer.getvalue())
-    (tmp_path / "notes.txt").write_text("not a picture")
-    paths += [tmp_path / "tone.wav", tmp_path / "notes.txt"]
+    (tmp_path / "notes.png").write_text("not a picture")  # words in a file named .png: refused
+    (tmp_path / "minutes.txt").write_text("The minutes of the meeting.")  # a document: stored as a text
+    paths += [tmp_path / "tone.wav", tmp_path / "notes.png", tmp_path / "minutes.txt"]
     page.goto("/admin/search/item/")
     page.get_by_role("link", name="Upload files").click()
     page.set_input_files("#upload-files", [str(p) for p in paths])
     rows = page.locator("#upload-results tr")
-    expect(rows).to_have_count(4)
+    expect(rows).to_have_count(5)
     expect(page.locator("#upload-results tr.upload-pending")).to_have_count(0, timeout=60_000)
-    expect(page.locator("#upload-results tr.upload-added")).to_have_count(3)
-    expect(page.locator("#upload-results tr.upload-refused")).to_contain_text("notes.txt")
+    expect(page.locator("#upload-results tr.upload-added")).to_have_count(4)
+    expect(page.locator("#upload-results tr.upload-refused")).to_contain_text("notes.png")
     shoot(page, output_dir, "admin-upload")
     page.locator("#upload-results tr.upload-added a").first.click()
     expect(page).to_have_url(re.compile(r"/admin/search/item/\d+/change/$"))
