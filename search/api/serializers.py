@@ -91,11 +91,15 @@ class ItemSerializer(serializers.ModelSerializer):
     media_url = serializers.SerializerMethodField()
     preview_url = serializers.SerializerMethodField()
     owner = serializers.CharField(source="owner.username", read_only=True, allow_null=True, default=None)
+    text_length = serializers.SerializerMethodField(help_text="characters of the whole text")
+    text_truncated = serializers.SerializerMethodField(
+        help_text="true in a list when `text` holds only the start of a long text (GET the item for all of it)")
 
     class Meta:
         model = Item
         fields = [
-            "id", "modality", "title", "text", "tags", "collection", "metadata", "hidden", "pinned",
+            "id", "modality", "title", "text", "text_length", "text_truncated", "tags", "collection", "metadata",
+            "hidden", "pinned",
             "mime_type", "byte_size", "sha256", "width", "height", "duration", "sample_rate", "taken_at",
             "embedding_status", "embedding_error", "media_url", "preview_url", "owner", "created_at", "updated_at",
         ]
@@ -152,7 +156,17 @@ class ItemSerializer(serializers.ModelSerializer):
         request = self.context.get("request")
         if not access.can_see_owner(request.user if request else None, item):
             data["owner"] = None
+        # A list holds the start of each text (a document may be a million characters); the item itself all of it.
+        if data["text_truncated"]:
+            data["text"] = item.text[:self.context["list_text_chars"]]
         return data
+
+    def get_text_length(self, item) -> int:
+        return len(item.text)
+
+    def get_text_truncated(self, item) -> bool:
+        limit = self.context.get("list_text_chars")
+        return bool(limit) and len(item.text) > limit
 
 
 class ItemCreateSerializer(serializers.Serializer):

@@ -96,6 +96,10 @@ class SearchView(APIView):
         return _run_search(request, params, upload)
 
 
+# Characters of each text a list of items carries (`text_truncated` says when there is more).
+LIST_TEXT_CHARS = 2000
+
+
 class ItemViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.UpdateModelMixin,
                   mixins.DestroyModelMixin, viewsets.GenericViewSet):
     """Stored items. POST stores a file (multipart) or a text (JSON); the same content twice is one item."""
@@ -103,6 +107,12 @@ class ItemViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.Updat
     serializer_class = ItemSerializer
     parser_classes = [JSONParser, MultiPartParser, FormParser]
     http_method_names = ["get", "post", "patch", "delete", "head", "options"]
+
+    def get_serializer_context(self):
+        context = super().get_serializer_context()
+        if self.action == "list":
+            context["list_text_chars"] = LIST_TEXT_CHARS
+        return context
 
     def get_queryset(self):
         items = access.visible(Item.objects.select_related("owner").order_by("-created_at", "-id"), self.request.user)

@@ -147,3 +147,15 @@ def test_the_ingest_command_and_the_admin_take_documents(tmp_path, settings):
     })
     assert response.status_code == 302, response.content.decode()[:2000]
     assert Item.objects.get(mime_type="text/html").text.startswith("Agenda")
+
+
+def test_a_list_of_items_carries_the_start_of_each_long_text(client):
+    from search.ingest import Ingester, IngestInput
+
+    long = Ingester().ingest(IngestInput(text=FILLER * 40)).item
+    body = client.get("/api/items/", {"modality": "text"}).json()
+    row = next(row for row in body["results"] if row["id"] == long.pk)
+    assert row["text_truncated"] and row["text_length"] == len(long.text) and long.text.startswith(row["text"])
+    assert len(row["text"]) == 2000
+    whole = client.get(f"/api/items/{long.pk}/").json()
+    assert whole["text"] == long.text and not whole["text_truncated"]
