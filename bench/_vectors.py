@@ -78,10 +78,10 @@ def recall(found: Sequence[Sequence[int]], truth, k: int) -> float:
 
 
 def literal(vector) -> str:
-    """The text form the service sends (searching._vector_literal)."""
-    from search.searching import _vector_literal
+    """The text form the service sends (search.knn.vector_literal)."""
+    from search.knn import vector_literal
 
-    return _vector_literal(vector)
+    return vector_literal(vector)
 
 
 # --------------------------------------------------------------------------- the product's tables

@@ -45,6 +45,7 @@ import shutil  # noqa: E402
 import subprocess  # noqa: E402
 import tempfile  # noqa: E402
 import time  # noqa: E402
+from abc import ABC, abstractmethod  # noqa: E402
 from dataclasses import dataclass, field  # noqa: E402
 
 import _django  # noqa: E402
@@ -109,7 +110,7 @@ def cpu_by_pid(pids) -> dict[int, float]:
 
 
 @dataclass
-class Engine:
+class Engine(ABC):
     """One system under test: its server is started for an ef_search, answers `bodies` at port/path."""
 
     name: str
@@ -119,22 +120,24 @@ class Engine:
     port: int = 0
     ef: int | None = None
 
+    @abstractmethod
     def start(self, ef: int) -> None:
-        raise NotImplementedError
+        ...
 
+    @abstractmethod
     def stop(self) -> None:
-        raise NotImplementedError
+        ...
 
+    @abstractmethod
     def parse(self, payload: bytes) -> list[int]:
         """Row indices (into the base vectors) of an answer's hits, best first."""
-        raise NotImplementedError
 
     def used_ef(self, ef: int) -> int:
         return ef
 
+    @abstractmethod
     def sides(self) -> dict[str, list[int]]:
         """The ids of the processes serving, by part (for the CPU each spends per query)."""
-        raise NotImplementedError
 
 
 class Ours(Engine):

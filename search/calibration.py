@@ -23,6 +23,7 @@ import numpy as np
 from django.db import connection
 from django.utils import timezone
 
+from search import knn
 from search.models import EmbeddingSpace, Modality
 
 # Without a golden set: "relevant" means 2.5 standard deviations above unrelated pairs (the logistic's
@@ -67,7 +68,7 @@ def _sample_vectors(space: EmbeddingSpace, modality: str, n: int, seed: float) -
         rows = [row[0] for row in cursor.fetchall()]
     if not rows:
         return np.zeros((0, space.dimension))
-    return np.array([np.array(text.strip("[]").split(","), dtype=np.float32) for text in rows])
+    return np.array([knn.parse_vector(text) for text in rows])
 
 
 def modality_counts(space: EmbeddingSpace, *, refresh: bool = False) -> dict[str, int]:
@@ -95,7 +96,7 @@ def _sample_passages(space: EmbeddingSpace, n: int, seed: float) -> np.ndarray:
             [int(space.pk), n],
         )
         rows = [row[0] for row in cursor.fetchall()]
-    return np.array([np.array(text.strip("[]").split(","), dtype=np.float32) for text in rows]) if rows \
+    return np.array([knn.parse_vector(text) for text in rows]) if rows \
         else np.zeros((0, space.dimension))
 
 

@@ -12,6 +12,7 @@ the time at 512 dimensions).
 
 from collections.abc import Sequence
 
+import numpy as np
 from django.db.models import F
 from django.db.models.functions import Cast
 from pgvector import HalfVector
@@ -85,3 +86,13 @@ def set_local_search_params(*, ef_search: int, iterative: str = "relaxed_order",
             " set_config('hnsw.max_scan_tuples', %s, true)",
             [str(int(ef_search)), iterative, str(int(max_scan_tuples))],
         )
+
+
+def vector_literal(vector) -> str:
+    """A query vector as pgvector's text form, for a parameter cast in SQL."""
+    return "[" + ",".join(f"{x:.8g}" for x in np.asarray(vector).tolist()) + "]"
+
+
+def parse_vector(text: str, dtype=np.float32) -> np.ndarray:
+    """A vector read back as text (`vector::text`, `avg(...)::text`)."""
+    return np.array(text.strip("[]").split(","), dtype=dtype)

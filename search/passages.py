@@ -77,13 +77,12 @@ def best_segments(space: EmbeddingSpace, vector: np.ndarray, item_ids: list[int]
     """For each item, the span of its segment (audio window or text passage) closest to the query."""
     if not item_ids:
         return {}
-    literal = "[" + ",".join(f"{x:.8g}" for x in vector.tolist()) + "]"
     with connection.cursor() as cursor:
         cursor.execute(
             f"SELECT DISTINCT ON (item_id) item_id, segment_start, segment_end FROM search_embedding"
             f" WHERE space_id = %s AND item_id = ANY(%s) AND segment_start IS NOT NULL"
             f" ORDER BY item_id, {knn.distance_sql(space)}, segment_start",
-            [int(space.pk), item_ids, literal],
+            [int(space.pk), item_ids, knn.vector_literal(vector)],
         )
         return {item_id: (float(start), float(end)) for item_id, start, end in cursor.fetchall()}
 

@@ -156,10 +156,6 @@ class SearchPage:
     matched_words: bool = False  # whether any result matched the query's words (hybrid, lexical)
 
 
-def _vector_literal(vector: np.ndarray) -> str:
-    return "[" + ",".join(f"{x:.8g}" for x in vector.tolist()) + "]"
-
-
 def resolve_space(name: str | None) -> EmbeddingSpace:
     name = name or settings.SEARCH_DEFAULT_SPACE
     if name not in settings.SEARCH_SPACES:
@@ -236,7 +232,7 @@ def _nearest_rows(space, vector, where, params, limit, fanout, *, exact, with_pa
         f" SELECT item_id, min(distance) AS distance, (SELECT count(*) FROM nearest) FROM nearest"
         f" GROUP BY item_id ORDER BY distance, item_id LIMIT %s"
     )
-    literal = _vector_literal(vector)
+    literal = knn.vector_literal(vector)
     args = [literal, int(space.pk), *params, literal, read, limit]
     with transaction.atomic(using=connection.alias):
         knn.set_local_search_params(
@@ -301,7 +297,7 @@ def modality_centroid(space: EmbeddingSpace, modality: str) -> np.ndarray | None
             [int(space.pk), modality],
         )
         row = cursor.fetchone()[0]
-    centroid = np.array(row.strip("[]").split(","), dtype=np.float64) if row else None
+    centroid = knn.parse_vector(row, np.float64) if row else None
     _centroids[key] = (time.monotonic(), centroid)
     return centroid
 
