@@ -422,7 +422,14 @@ def _search_in_space(request: SearchRequest) -> SearchPage:
     weak_ids = {item_id for item_id, _ in weak}
     shown_ids = [item_id for item_id, _ in page_ids] + ([item_id for item_id, _ in weak[:SUGGESTIONS]]
                                                        if not relevant else [])
-    items.update(Item.objects.in_bulk(shown_ids))
+    fresh = Item.objects.in_bulk(shown_ids)
+    gone = set(shown_ids) - set(fresh)
+    if gone:
+        # Deleted since ranking: such an item drops out here too rather than be shown half-loaded.
+        page_ids = [pair for pair in page_ids if pair[0] not in gone]
+        weak = [pair for pair in weak if pair[0] not in gone]
+        relevant = [pair for pair in relevant if pair[0] not in gone]
+    items.update(fresh)
 
     def hit(position: int, item_id: int, score: float) -> Hit:
         item = items[item_id]

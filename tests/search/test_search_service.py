@@ -143,6 +143,23 @@ def test_pages_have_no_repeats_and_no_gaps():
     assert [p.has_more for p in pages] == [True, True, True, True, False]
 
 
+def test_an_item_deleted_while_a_search_runs_drops_out_instead_of_failing(monkeypatch):
+    # The race the soak test met once in CI: an item ranked, then deleted before its text was read.
+    near = put("near", unit((0, 1), (1, 0.1)), modality="text", text="the near one")
+    put("mid", unit((0, 1), (1, 1)), modality="text", text="the middle one")
+    import search.searching as searching
+    original = searching._relevances
+
+    def deleting(*args, **kwargs):
+        Item.objects.filter(pk=near.pk).delete()
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(searching, "_relevances", deleting)
+    page = vsearch(unit((0, 1)))
+    assert titles(page) == ["mid"]
+    assert page.hits[0].passage.text == "the middle one"
+
+
 def test_exact_and_index_agree_on_small_data():
     rng = np.random.default_rng(2)
     for i in range(200):
