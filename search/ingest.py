@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from django.conf import settings
-from django.core.files.base import ContentFile
+from django.core.files.base import ContentFile, File
 from django.core.files.storage import default_storage
 from django.db import IntegrityError, connection, transaction
 
@@ -30,6 +30,7 @@ from search.media import (
     EmptyContent,
     MediaRejected,
     PreparedMedia,
+    UnreadableFile,
     clean_text,
     prepare_media,
     text_sha256,
@@ -60,6 +61,22 @@ class IngestInput:
     owner_id: int | None = None
     source: str = ""  # where it came from (a path, a manifest row), for reports
     filename: str = ""  # the uploaded file's name: tells Markdown from plain text, titles a document
+    # A file to store, instead of `data` (the bulk command): a pool's workers read, hash and decode it
+    # themselves, and the original is copied from it; without a pool it is read here.
+    path: str = ""
+
+    @property
+    def is_text(self) -> bool:
+        return self.data is None and not self.path
+
+    def load(self) -> bytes:
+        """The file's bytes, read now if only its path was given."""
+        if self.data is None:
+            try:
+                self.data = Path(self.path).read_bytes()
+            except OSError as exc:
+                raise UnreadableFile(f"cannot read the file: {exc.strerror or exc}") from None
+        return self.data
 
 
 @dataclass
@@ -103,9 +120,9 @@ def clean_tags(tags: Iterable[str]) -> list[str]:
 
 
 def _content_sha(source: IngestInput) -> str:
-    if source.data is None:
+    if source.is_text:
         return text_sha256(clean_text(source.text or "", what="text"))
-    if not source.data:
+    if not source.load():
         raise EmptyContent("the file is empty (0 bytes)")
     return hashlib.sha256(source.data).hexdigest()
 
@@ -124,15 +141,15 @@ def _prepare(source: IngestInput, media: PreparedMedia | None = None, digest: st
     }
     if not isinstance(common["metadata"], dict):
         raise MediaRejected("metadata must be a JSON object")
-    if source.data is None:
+    if source.is_text:
         text = clean_text(source.text or "", what="text")
         item = Item(modality="text", text=text, sha256=text_sha256(text), mime_type="text/plain",
                     byte_size=len(text.encode("utf-8")), **common)
         return _Pending(source, item, text, None)
     if media is None:
-        media = prepare_media(source.data, digest=digest, filename=source.filename)
-    else:
-        media.data = source.data
+        media = prepare_media(source.load(), digest=digest, filename=source.filename)
+    elif source.data is not None:
+        media.data = source.data  # else the original is copied from source.path when stored
     if media.modality == "text":
         return _document(source, media, common)
     caption = clean_text(source.caption, what="caption") if (source.caption or "").strip() else ""
@@ -140,7 +157,7 @@ def _prepare(source: IngestInput, media: PreparedMedia | None = None, digest: st
     common["metadata"] = {**media.metadata, **common["metadata"]}
     item = Item(
         modality=media.modality, text=caption, sha256=media.sha256, mime_type=media.mime_type,
-        byte_size=len(media.data), width=media.width, height=media.height, duration=media.duration,
+        byte_size=media.byte_size, width=media.width, height=media.height, duration=media.duration,
         sample_rate=media.source_sample_rate, taken_at=media.taken_at, **common,
     )
     content = media.image if media.modality == "image" else (media.waveform, media.sample_rate)
@@ -154,7 +171,7 @@ def _document(source: IngestInput, media: PreparedMedia, common: dict) -> _Pendi
     name = Path(source.filename).stem.replace("_", " ").strip() if source.filename else ""
     common["title"] = common["title"] or (media.title or name)[:300]
     common["metadata"] = {**media.metadata, **common["metadata"]}
-    item = Item(modality="text", text=text, sha256=media.sha256, mime_type=media.mime_type, byte_size=len(media.data),
+    item = Item(modality="text", text=text, sha256=media.sha256, mime_type=media.mime_type, byte_size=media.byte_size,
                 text_pages=media.pages, **common)
     return _Pending(source, item, text, media)
 
@@ -211,6 +228,7 @@ class Ingester:
                 if on_outcome:
                     on_outcome(outcome)
 
+        self._decoder_pool()
         try:
             for source in sources:
                 batch.append(source)
@@ -233,14 +251,24 @@ class Ingester:
     def _start_batch(self, sources: list[IngestInput], raise_rejections: bool) -> _Batch:
         batch = _Batch(sources)
         # Hash first, decode later: a re-run over already stored files costs a hash per file, not a decode.
+        pool = self._decoder_pool()
         shas: dict[int, str] = {}
+        stamps: dict[int, tuple[int, int]] = {}
+        # Files named by path are hashed by the pool's workers, in parallel, from the file itself.
+        hashing = {index: pool.submit(media_worker.digest_file, source.path) for index, source in enumerate(sources)
+                   if pool is not None and source.path and source.data is None}
         for index, source in enumerate(sources):
             try:
-                shas[index] = _content_sha(source)
+                if index in hashing:
+                    hashed = hashing[index].result()
+                    if isinstance(hashed, MediaRejected):
+                        raise hashed
+                    shas[index], stamps[index] = hashed
+                else:
+                    shas[index] = _content_sha(source)
             except MediaRejected as exc:
                 self._reject(batch, index, exc, raise_rejections)
         existing = Item.objects.in_bulk(set(shas.values()), field_name="sha256")
-        pool = self._decoder_pool()
         for index, sha in shas.items():
             if sha in existing:
                 batch.results[index] = IngestOutcome(sources[index].source, "present", item=existing[sha])
@@ -248,9 +276,13 @@ class Ingester:
                 batch.twins[index] = sha
             else:
                 batch.first_of[sha] = index
-                if pool is not None and sources[index].data is not None:
-                    batch.jobs[index] = pool.submit(media_worker.decode, sources[index].data, sha,
-                                                    sources[index].filename)
+                source = sources[index]
+                if index in stamps:
+                    batch.jobs[index] = pool.submit(media_worker.decode_file, source.path, sha, stamps[index],
+                                                    source.filename)
+                    continue
+                if pool is not None and source.data is not None:
+                    batch.jobs[index] = pool.submit(media_worker.decode, source.data, sha, source.filename)
                     continue
                 try:
                     batch.fresh.append((index, _prepare(sources[index], digest=sha)))
@@ -292,13 +324,15 @@ class Ingester:
             return None
         if self._pool is None:
             # "spawn": a forked child would share this process's database connections and torch threads.
-            overrides = {name: getattr(settings, name) for name in dir(settings)
-                         if name.startswith(("SEARCH_MAX_", "SEARCH_AUDIO_", "SEARCH_IMAGE_", "SEARCH_STORE_",
-                                             "SEARCH_DOCUMENT_"))}
+            overrides = {name: getattr(settings, name) for name in dir(settings) if name.startswith("SEARCH_")}
             self._pool = ProcessPoolExecutor(
                 max_workers=self.workers, mp_context=multiprocessing.get_context("spawn"),
                 initializer=media_worker.init_worker, initargs=(overrides,),
             )
+            # Start every worker now, while this process reads and hashes the first batch: a worker
+            # otherwise starts only when the first decode is submitted, and each start costs imports.
+            for _ in range(self.workers):
+                self._pool.submit(media_worker.warm)
         return self._pool
 
     def _encode(self, entries: Iterable[_Pending]) -> None:
@@ -332,8 +366,8 @@ class Ingester:
                 item.embedding_error = f"no configured space can embed {item.modality}"
         try:
             return self._store_together(entries)
-        except IntegrityError:
-            # Someone else stored one of these contents meanwhile: settle them one by one.
+        except (IntegrityError, UnreadableFile):
+            # Someone else stored one of these contents meanwhile, or a file went away: settle them one by one.
             return [self._store_alone(entry) for entry in entries]
 
     def _store_alone(self, entry: _Pending) -> IngestOutcome:
@@ -342,6 +376,8 @@ class Ingester:
         except IntegrityError:
             item = Item.objects.get(sha256=entry.item.sha256)
             return IngestOutcome(entry.input.source, "present", item=item)
+        except UnreadableFile as exc:
+            return IngestOutcome(entry.input.source, "failed", error=str(exc), code=exc.code)
 
     def _store_together(self, entries: list[_Pending]) -> list[IngestOutcome]:
         written: list[str] = []
@@ -373,7 +409,14 @@ def _write_files(entry: _Pending) -> list[str]:
     item = entry.item
     written = []
     name = media_path(item, f"upload.{media.extension}")
-    files = [("media", name, media.data)]
+    payload = media.data
+    if not payload:
+        # A file read by a pool worker is copied from where it is (search.media.worker checked it unchanged).
+        try:
+            payload = File(open(entry.input.path, "rb"))  # noqa: SIM115 (closed when saved)
+        except OSError as exc:
+            raise UnreadableFile(f"cannot read the file: {exc.strerror or exc}") from None
+    files = [("media", name, payload)]
     if media.modality != "text":  # a document has no picture of itself
         preview = media.preview or (
             thumbnail_jpeg(media.image) if media.modality == "image" else waveform_png(media.waveform)
@@ -382,9 +425,15 @@ def _write_files(entry: _Pending) -> list[str]:
                       preview))
     for field_name, target, payload in files:
         if not default_storage.exists(target):
-            saved = default_storage.save(target, ContentFile(payload))
+            if isinstance(payload, File):
+                with payload:
+                    saved = default_storage.save(target, payload)
+            else:
+                saved = default_storage.save(target, ContentFile(payload))
             written.append(saved)
             target = saved
+        elif isinstance(payload, File):
+            payload.close()
         setattr(item, field_name, target)
     return written
 

@@ -47,15 +47,13 @@ def count_inputs(paths: list[str]) -> int:
     return total
 
 
-def _from_file(path: Path, **fields) -> IngestInput | SourceError:
+def _from_file(path: Path, **fields) -> IngestInput:
     """An input from one file; `fields` are IngestInput's descriptive fields (title, tags, ...)."""
-    try:
-        data = path.read_bytes()
-    except OSError as exc:
-        return SourceError(str(path), f"cannot read the file: {exc.strerror or exc}")
+    # Read when it is stored: by a decode worker when there is a pool (search.ingest), so the bytes are
+    # not copied from process to process. One that cannot be read then fails with the reason.
     # Documents (.txt, .md, .html, .pdf) are recognised by their bytes like any file (search.documents):
     # the file is kept, its text embedded, and it is titled by its name unless it has a title of its own.
-    return IngestInput(data=data, **({"source": str(path), "filename": path.name} | fields))
+    return IngestInput(path=str(path), **({"source": str(path), "filename": path.name} | fields))
 
 
 def _split_tags(value) -> list[str]:

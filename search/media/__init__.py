@@ -18,14 +18,21 @@ from PIL import Image
 
 from encoders.audio.frontend import decode_audio, probe_audio
 from search.media import audio as _audio
-from search.media.errors import CorruptMedia, EmptyContent, MediaRejected, MediaTooLarge, UnsupportedMediaType
+from search.media.errors import (
+    CorruptMedia,
+    EmptyContent,
+    MediaRejected,
+    MediaTooLarge,
+    UnreadableFile,
+    UnsupportedMediaType,
+)
 from search.media.formats import BY_MIME, FORMATS, PILLOW_FORMATS, Format, describe, sniff
 from search.media.images import decode_image
 from search.media.previews import THUMBNAIL_SIZE, WAVEFORM_SIZE, thumbnail_jpeg, waveform_png
 
 __all__ = [
     "BY_MIME", "FORMATS", "IMAGE_FORMATS", "THUMBNAIL_SIZE", "WAVEFORM_SIZE", "CorruptMedia", "EmptyContent",
-    "Format", "MediaRejected", "MediaTooLarge", "PreparedMedia", "UnsupportedMediaType", "clean_text",
+    "Format", "MediaRejected", "MediaTooLarge", "PreparedMedia", "UnreadableFile", "UnsupportedMediaType", "clean_text",
     "decode_audio", "describe", "describe_all", "prepare_media", "probe_audio", "sniff", "text_sha256",
     "thumbnail_jpeg", "waveform_png",
 ]
@@ -70,6 +77,11 @@ class PreparedMedia:
     text: str | None = field(default=None, repr=False)
     title: str = ""
     pages: list[int] | None = None
+    size: int = 0  # bytes of the file, kept where `data` does not travel with it (search.media.worker)
+
+    @property
+    def byte_size(self) -> int:
+        return len(self.data) if self.data else self.size
 
     @property
     def extension(self) -> str:

@@ -22,3 +22,9 @@ class CorruptMedia(MediaRejected):
 
 class EmptyContent(MediaRejected):
     code = "empty"
+
+
+class UnreadableFile(MediaRejected):
+    """A file named for ingest that cannot be read (gone, a folder, no permission) or changed while read."""
+
+    code = "unreadable"

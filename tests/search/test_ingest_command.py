@@ -9,6 +9,7 @@ import sys
 import time
 from io import StringIO
 
+import psutil
 import pytest
 from django.core.management import call_command
 from django.core.management.base import CommandError
@@ -129,14 +130,19 @@ def test_kill_9_then_rerun_finishes_without_duplicates_or_orphans(tmp_path, sett
     }
     command = [sys.executable, str(ROOT / "manage.py"), "ingest", str(folder), "--batch-size", "8", "-v", "0"]
     # Kill mid-run twice, once early and once later, each time while batches are being written.
+    workers = []
     for reached in (10, 60):
         child = subprocess.Popen(command, env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         deadline = time.monotonic() + 120
         while Item.objects.count() < reached and child.poll() is None and time.monotonic() < deadline:
             time.sleep(0.05)
+        workers += psutil.Process(child.pid).children(recursive=True)  # its decode pool (120 files)
         child.send_signal(signal.SIGKILL)
         child.wait(10)
     assert Item.objects.count() < 120, "the run finished before it could be interrupted"
+    assert workers, "the runs had no decode pool"
+    _, alive = psutil.wait_procs(workers, timeout=10)
+    assert not alive, "decode workers outlived their killed parent"
     finished = subprocess.run(command, env=env, cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert finished.returncode == 0, finished.stderr
     assert Item.objects.count() == 120
