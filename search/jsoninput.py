@@ -60,11 +60,16 @@ def check(value) -> None:
         if isinstance(node, dict | list):
             if depth > MAX_DEPTH:
                 raise UntrustedJSONError(f"the JSON is nested too deeply (at most {MAX_DEPTH} levels)")
-            children = node.items() if isinstance(node, dict) else ((None, child) for child in node)
-            for key, child in children:
-                if key is not None:
-                    stack.append((key, depth + 1))
-                stack.append((child, depth + 1))
+            children = node.values() if isinstance(node, dict) else node
+            if isinstance(node, dict):
+                stack.extend((key, depth + 1) for key in node)
+            for child in children:
+                kind = type(child)
+                if kind is float:  # numbers inline: a query vector is hundreds of them
+                    if not math.isfinite(child):
+                        raise UntrustedJSONError("numbers must be finite")
+                elif kind is not int and kind is not bool and child is not None:
+                    stack.append((child, depth + 1))
 
 
 def has_surrogates(text: str) -> bool:

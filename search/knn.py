@@ -88,6 +88,25 @@ def set_local_search_params(*, ef_search: int, iterative: str = "relaxed_order",
         )
 
 
+def search_params_prefix(*, ef_search: int, iterative: str = "relaxed_order",
+                         max_scan_tuples: int = 20000) -> tuple[str, list]:
+    """The HNSW knobs as a statement to send in the same message as the query it governs:
+    `cursor.execute(prefix + query, prefix_params + params)`, then `cursor.nextset()` for the rows.
+
+    Statements sent together run as one transaction (PostgreSQL's implicit transaction block), so
+    `set_config(..., true)` holds for that query and ends with it: one round trip, where BEGIN,
+    SET LOCAL, the query and COMMIT took four. Inside an open transaction it lasts until that ends,
+    like SET LOCAL.
+    """
+    if iterative not in {"off", "strict_order", "relaxed_order"}:
+        raise ValueError(f"unknown iterative scan mode {iterative!r}")
+    return (
+        "SELECT set_config('hnsw.ef_search', %s, true), set_config('hnsw.iterative_scan', %s, true),"
+        " set_config('hnsw.max_scan_tuples', %s, true); ",
+        [str(int(ef_search)), iterative, str(int(max_scan_tuples))],
+    )
+
+
 def vector_literal(vector) -> str:
     """A query vector as pgvector's text form, for a parameter cast in SQL."""
     return "[" + ",".join(f"{x:.8g}" for x in np.asarray(vector).tolist()) + "]"

@@ -14,7 +14,6 @@ from typing import Any
 
 import numpy as np
 from django.conf import settings
-from django.db import transaction
 
 from encoders.base import EncoderError
 from search import access, knn, metrics, passages, spaces
@@ -234,15 +233,15 @@ def _nearest_rows(space, vector, where, params, limit, fanout, *, exact, with_pa
     )
     literal = knn.vector_literal(vector)
     args = [literal, int(space.pk), *params, literal, read, limit]
-    with transaction.atomic(using=connection.alias):
-        knn.set_local_search_params(
-            ef_search=max(ef_search or settings.SEARCH_HNSW_EF_SEARCH, min(read, 1000)),
-            iterative="relaxed_order",
-            max_scan_tuples=max(20000, read * 200),
-        )
-        with connection.cursor() as cursor:
-            cursor.execute(sql, args)
-            rows = cursor.fetchall()
+    prefix, knobs = knn.search_params_prefix(
+        ef_search=max(ef_search or settings.SEARCH_HNSW_EF_SEARCH, min(read, 1000)),
+        iterative="relaxed_order",
+        max_scan_tuples=max(20000, read * 200),
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(prefix + sql, knobs + args)
+        cursor.nextset()
+        rows = cursor.fetchall()
     scanned = int(rows[0][2]) if rows else 0
     return [(item_id, float(d)) for item_id, d, _ in rows], scanned
 
@@ -383,9 +382,9 @@ def _search_in_space(request: SearchRequest) -> SearchPage:
         lexical_ranks = {item_id: (rank, score) for rank, (item_id, score) in enumerate(ranking, start=1)}
 
     candidates = set(vector_ranks) | set(lexical_ranks)
-    # Candidates without their text (a document's may be a million characters); the page's items get
-    # theirs below.
-    items = Item.objects.defer("text").in_bulk(list(candidates))
+    # Candidates with the fields that judge, order and count them (a hundred of them per search, and a
+    # document's text may be a million characters); the items shown are read whole below.
+    items = Item.objects.only(*CANDIDATE_FIELDS).in_bulk(list(candidates))
     # An item deleted between ranking and fetching simply drops out.
     # A text ranked by its best passage is judged knowing how many it has (search.calibration.z_score).
     passage_counts = passages.counts(space, [i for i in vector_ranks if i in items and items[i].modality ==
@@ -422,7 +421,7 @@ def _search_in_space(request: SearchRequest) -> SearchPage:
     weak_ids = {item_id for item_id, _ in weak}
     shown_ids = [item_id for item_id, _ in page_ids] + ([item_id for item_id, _ in weak[:SUGGESTIONS]]
                                                        if not relevant else [])
-    fresh = Item.objects.in_bulk(shown_ids)
+    fresh = Item.objects.in_bulk(shown_ids) if shown_ids else {}
     gone = set(shown_ids) - set(fresh)
     if gone:
         # Deleted since ranking: such an item drops out here too rather than be shown half-loaded.
@@ -565,6 +564,10 @@ def query_modality(request: SearchRequest, items_by_id: dict | None = None) -> s
             modality = None
         best, best_weight = modality, part.weight
     return best
+
+
+# What relevance, balancing, pinning, sorting and facets read of every candidate (see the functions below).
+CANDIDATE_FIELDS = ("id", "modality", "title", "tags", "collection", "created_at", "taken_at", "pinned")
 
 
 def _relevances(space, request, vector_ranks, lexical_ranks, items, passage_counts) -> dict[int, float]:

@@ -16,6 +16,7 @@ import sys
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 from django.db import connection, transaction
+from django.db.models.expressions import RawSQL
 
 import encoders
 from search import knn
@@ -54,10 +55,12 @@ def register(name: str, *, allow_identity_change: bool = False) -> EmbeddingSpac
     """Create or validate the row for a configured space and make sure its HNSW index exists."""
     encoder = get_encoder(name)
     precision = configured_precision(name)
-    known = EmbeddingSpace.objects.filter(name=name).first()
+    # One statement for the common case, every search: the row, and whether its index is there.
+    known = EmbeddingSpace.objects.filter(name=name).annotate(indexed=RawSQL(
+        "to_regclass('embedding_hnsw_space_' || \"search_embeddingspace\".\"id\") IS NOT NULL", ())).first()
     if (known is not None and known.identity == encoder.identity and known.precision == precision
-            and sorted(known.modalities) == sorted(encoder.modalities) and index_exists(known)):
-        return known  # the common case: two cheap reads per call
+            and sorted(known.modalities) == sorted(encoder.modalities) and known.indexed):
+        return known
     with transaction.atomic():
         space, created = EmbeddingSpace.objects.select_for_update().get_or_create(
             name=name,
@@ -193,8 +196,8 @@ def drop_index(space: EmbeddingSpace) -> None:
 
 def index_exists(space: EmbeddingSpace) -> bool:
     with connection.cursor() as cursor:
-        cursor.execute("SELECT 1 FROM pg_indexes WHERE indexname = %s", [space.index_name])
-        return cursor.fetchone() is not None
+        cursor.execute("SELECT to_regclass(%s) IS NOT NULL", [space.index_name])
+        return cursor.fetchone()[0]
 
 
 def registered_spaces() -> list[EmbeddingSpace]:

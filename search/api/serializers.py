@@ -1,4 +1,5 @@
 import json
+import math
 
 from django.conf import settings
 from django.urls import reverse
@@ -26,6 +27,29 @@ class BoundedListField(serializers.ListField):
     def to_internal_value(self, data):
         if isinstance(data, list | tuple) and self.max_length is not None and len(data) > self.max_length:
             self.fail("max_length", max_length=self.max_length)
+        return super().to_internal_value(data)
+
+
+class VectorField(BoundedListField):
+    """A raw query vector. A list of plain JSON numbers (what clients send) is checked in one pass; anything
+    else gets the per-element validation and messages of a list of floats."""
+
+    def __init__(self, **kwargs):
+        kwargs.setdefault("child", serializers.FloatField())
+        super().__init__(**kwargs)
+
+    def to_internal_value(self, data):
+        if isinstance(data, list) and (self.max_length is None or len(data) <= self.max_length) \
+                and all(type(x) is float or type(x) is int for x in data):
+            if not data and not self.allow_empty:
+                self.fail("empty")
+            try:
+                values = [float(x) for x in data]
+            except OverflowError:  # an integer past float's range
+                values = [math.inf]
+            if not all(map(math.isfinite, values)):
+                raise serializers.ValidationError("vector components must be finite numbers")
+            return values
         return super().to_internal_value(data)
 
 
@@ -203,7 +227,7 @@ class QueryPartListSerializer(serializers.ListSerializer):
 class QueryPartSerializer(serializers.Serializer):
     text = serializers.CharField(required=False, max_length=10_000)
     item = serializers.IntegerField(required=False, min_value=1)
-    vector = BoundedListField(child=serializers.FloatField(), required=False, max_length=16_000)
+    vector = VectorField(required=False, max_length=16_000)
     weight = serializers.FloatField(required=False, default=1.0, min_value=-100, max_value=100)
 
     def validate(self, attrs):
@@ -343,6 +367,30 @@ class SearchHitSerializer(serializers.Serializer):
         return {"start": passage.start, "end": passage.end, "text": passage.text, "page": passage.page,
                 "highlights": [list(pair) for pair in passage.highlights]}
 
+    def to_representation(self, hit):
+        # The declared fields, written out: this runs for every hit of every search, and DRF's walk over
+        # them (copied per serializer, then read one by one) cost as much CPU as the search's SQL.
+        # tests/search/test_api.py checks that the two give the same answer.
+        item = hit.item
+        return {
+            "id": item.id, "modality": str(item.modality), "title": str(item.title),
+            "snippet": self.get_snippet(hit), "media_url": self.get_media_url(hit),
+            "preview_url": self.get_preview_url(hit), "tags": [str(tag) for tag in item.tags],
+            "collection": str(item.collection), "score": float(hit.score), "similarity": _float(hit.similarity),
+            "rank": int(hit.rank), "distance": _float(hit.distance), "vector_rank": _int(hit.vector_rank),
+            "lexical_rank": _int(hit.lexical_rank), "moment": self.get_moment(hit),
+            "relevance": _float(hit.relevance), "weak": bool(hit.weak), "space": str(hit.space),
+            "passage": self.get_passage(hit),
+        }
+
+
+def _float(value):
+    return None if value is None else float(value)
+
+
+def _int(value):
+    return None if value is None else int(value)
+
 
 class SearchPageSerializer(serializers.Serializer):
     results = SearchHitSerializer(many=True, source="hits")
@@ -362,6 +410,21 @@ class SearchPageSerializer(serializers.Serializer):
     suggestions = SearchHitSerializer(many=True,
                                       help_text="when nothing is relevant: the nearest few, for 'no close match'")
     matched_words = serializers.BooleanField(help_text="whether any result matched the query's words")
+
+    def to_representation(self, page):
+        # Written out like SearchHitSerializer's, and checked against the declared fields the same way.
+        hits = SearchHitSerializer(context=self.context)
+        return {
+            "results": [hits.to_representation(hit) for hit in page.hits], "page": int(page.page),
+            "k": int(page.k), "has_more": bool(page.has_more), "space": str(page.space), "mode": str(page.mode),
+            "exact": bool(page.exact), "timings": {str(key): _float(value) for key, value in page.timings.items()},
+            "min_relevance": float(page.min_relevance), "sort": str(page.sort),
+            "total_relevant": int(page.total_relevant), "weak_count": int(page.weak_count),
+            "facets": {str(name): {str(key): _int(count) for key, count in counts.items()}
+                       for name, counts in page.facets.items()},
+            "suggestions": [hits.to_representation(hit) for hit in page.suggestions],
+            "matched_words": bool(page.matched_words),
+        }
 
 
 class SpaceSerializer(serializers.ModelSerializer):

@@ -256,3 +256,41 @@ def test_spaces_schema_and_docs():
 def test_reads_can_require_login(settings):
     settings.SEARCH_API_PUBLIC_READS = False
     assert client_for().get("/api/search/", {"q": "x"}).status_code in (401, 403)
+
+
+def test_search_answers_are_written_exactly_as_their_declared_fields_would_write_them(alice, settings):
+    """The search answer's serializers write their output by hand, for speed; it must stay what the declared
+    fields (the API schema) say, for every kind of hit: words and meaning, a passage, a moment, facets,
+    suggestions, empty and null values."""
+    from rest_framework import serializers as drf
+    from rest_framework.test import APIRequestFactory
+
+    from search.api.serializers import SearchHitSerializer, SearchPageSerializer
+    from search.passages import Passage
+    from search.queries import QueryPart
+    from search.searching import SearchRequest, search
+
+    _, token = alice
+    create_text(token, "a red circle on a white field", tags=["shapes", "red"], collection="demo")
+    create_text(token, "a blue square")
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    image = client_for(token).post("/api/items/", {"file": SimpleUploadedFile("p.png", png_bytes(seed=3), "image/png"),
+                                                   "title": "picture"}, format="multipart")
+    assert image.status_code == 201, image.json()
+    request = APIRequestFactory().get("/api/search/")
+    settings.SEARCH_MIN_RELEVANCE = 0.0
+    pages = [search(SearchRequest(parts=[QueryPart(text="red circle")], mode="hybrid", facets=["modality", "tags"])),
+             search(SearchRequest(parts=[QueryPart(text="zzzz qqqq")], mode="vector", min_relevance=1.0))]
+    assert pages[0].hits and pages[1].suggestions
+    pages[0].hits[-1].moment = (1.5, 3.25)
+    pages[0].hits[-1].passage = Passage(start=2, end=9, text="red cir", page=3, highlights=[(0, 3)])
+    for page in pages:
+        context = {"request": request}
+        written = SearchPageSerializer(page, context=context).data
+        declared = drf.Serializer.to_representation(SearchPageSerializer(context=context), page)
+        assert list(written) == list(declared) and written == declared
+        for hit in page.hits + page.suggestions:
+            by_hand = SearchHitSerializer(context=context).to_representation(hit)
+            generic = drf.Serializer.to_representation(SearchHitSerializer(context=context), hit)
+            assert list(by_hand) == list(generic) and by_hand == generic

@@ -95,6 +95,18 @@ def test_set_local_outside_a_transaction_is_refused():
         knn.set_local_search_params(ef_search=10)
 
 
+@pytest.mark.django_db(transaction=True)
+def test_search_knobs_sent_with_a_query_hold_for_it_and_end_with_it():
+    prefix, params = knn.search_params_prefix(ef_search=123, max_scan_tuples=45678)
+    with connection.cursor() as cursor:
+        cursor.execute(prefix + "SELECT current_setting('hnsw.ef_search'), current_setting('hnsw.max_scan_tuples')",
+                       params)
+        cursor.nextset()
+        assert cursor.fetchall() == [("123", "45678")]
+        cursor.execute("SELECT current_setting('hnsw.ef_search')")
+        assert cursor.fetchone()[0] != "123"
+
+
 def test_a_search_over_passages_uses_the_space_index_too():
     """Passages of long texts are in the space's index (its predicate: item vectors or passages), so ranking
     texts by their best passage is an index scan, not a scan of every vector."""
@@ -121,6 +133,9 @@ def test_a_search_over_passages_uses_the_space_index_too():
     assert not exact and ranking[0][0] in (first.pk, Item.objects.get(title="t7").pk)
     sql, params = next((sql, params) for sql, params in statements if "nearest" in sql)
     assert "passage" in sql
+    prefix, knobs = knn.search_params_prefix(ef_search=100)  # sent with the query: explain the query alone
+    assert sql.startswith(prefix)
+    sql, params = sql[len(prefix):], params[len(knobs):]
     with transaction.atomic(), connection.cursor() as cursor:
         knn.set_local_search_params(ef_search=100)
         cursor.execute("EXPLAIN " + sql, params)

@@ -255,3 +255,26 @@ def test_repeated_text_queries_are_served_from_the_cache():
     search(SearchRequest(parts=[QueryPart(text="hello world")]))
     search(SearchRequest(parts=[QueryPart(text="hello world")]))
     assert (text_cache.hits, text_cache.misses) == (1, 1)
+
+
+@pytest.mark.parametrize("sort", ["relevance", "newest", "title", "taken_newest"])
+def test_a_search_reads_a_fixed_number_of_statements_however_many_candidates(sort):
+    """Candidates are read with the fields that judge, sort and count them; a field read lazily from each one
+    would be a statement per candidate."""
+    from django.test.utils import CaptureQueriesContext
+
+    rng = np.random.default_rng(3)
+
+    def statements():
+        with CaptureQueriesContext(connection) as captured:
+            page = vsearch(unit((0, 1)), k=5, sort=sort, facets=["modality", "collection", "tags"])
+        assert page.hits
+        return len(captured.captured_queries)
+
+    for i in range(6):
+        put(f"a{i}", rng.normal(size=DIM).astype(np.float32), tags=["x"], collection="c")
+    statements()  # caches warm (the space's calibration, whether it has passages)
+    few = statements()
+    for i in range(40):
+        put(f"b{i}", rng.normal(size=DIM).astype(np.float32), tags=["y"], collection=f"c{i % 3}")
+    assert statements() == few
