@@ -301,8 +301,8 @@ def capture(run: Callable[[], object]) -> list[tuple[str, list]]:
 
 def statement_kind(sql: str) -> str:
     """What a statement of the search service is for (see searching.vector_ranking and search)."""
-    if sql.startswith("WITH nearest"):
-        return "k-NN"
+    if "WITH nearest" in sql:
+        return "k-NN"  # with the index knobs in the same message (knn.search_params_prefix)
     if sql.startswith("SELECT count(*)"):
         return "count of the filtered rows"
     if "set_config" in sql:
@@ -320,6 +320,15 @@ def statement_kind(sql: str) -> str:
     return "other"
 
 
+def without_knobs(sql: str, params: list) -> tuple[str, list]:
+    """The k-NN statement alone: the service sends its HNSW knobs in the same message (knn.search_params_prefix),
+    and a benchmark sets its own."""
+    from search import knn
+
+    prefix, knobs = knn.search_params_prefix(ef_search=1)
+    return (sql[len(prefix):], list(params)[len(knobs):]) if sql.startswith(prefix) else (sql, params)
+
+
 def product_sql(space, vector, filters=None, *, limit: int = 10, exact: bool = False) -> ProductSQL:
     """Capture the k-NN statement of searching.vector_ranking (HNSW or exact) instead of restating it here."""
     from django.test.utils import override_settings
@@ -329,7 +338,7 @@ def product_sql(space, vector, filters=None, *, limit: int = 10, exact: bool = F
     # SEARCH_EXACT_BELOW=0: take the path asked for, not the service's own choice for small filters.
     with override_settings(SEARCH_EXACT_BELOW=0):
         statements = capture(lambda: vector_ranking(space, vector, filters or Filters(), limit, exact=exact))
-    [(sql, params)] = [(sql, params) for sql, params in statements if sql.startswith("WITH nearest")]
+    [(sql, params)] = [without_knobs(sql, params) for sql, params in statements if "WITH nearest" in sql]
     text = literal(vector)
     return ProductSQL(sql, params, [i for i, p in enumerate(params) if p == text])
 

@@ -6,7 +6,7 @@ hnsw, relaxed_order       the same, with hnsw.iterative_scan = relaxed_order (wh
 hnsw, strict_order        the same, with strict_order
 exact scan                the service's exact statement (ORDER BY distance + 0)
 service                   searching.vector_ranking as the product calls it: exact below SEARCH_EXACT_BELOW
-                          matching rows, else HNSW with relaxed iterative scans; SET LOCAL in a transaction
+                          matching rows, else HNSW with relaxed iterative scans; knobs sent with the statement
 ef_search 100 and max_scan_tuples 20,000, the product's defaults. Recall@10 against numpy's exact answer
 among the rows that pass the filter; "k of k" is the share of queries that got all 10 results.
 
@@ -221,8 +221,8 @@ def main() -> None:
         ),
         "",
         "What the service adds to the k-NN statement: it first asks the planner (EXPLAIN) how many rows the "
-        f"filter leaves, answering exactly below {settings.SEARCH_EXACT_BELOW:,}; then it opens a "
-        "transaction and sends three SET LOCAL before the statement.",
+        f"filter leaves, answering exactly below {settings.SEARCH_EXACT_BELOW:,}; then it sends the statement "
+        "with its three index knobs (set_config) in the same message.",
         "",
         _vectors.table(
             ["filter passes", "row estimate (EXPLAIN), p50 ms", "service p50 ms", "HNSW relaxed_order p50 ms"],

@@ -8,7 +8,7 @@ Also: vector insert alone (binary COPY) in vectors/s (target: >= 10,000), and ca
 `manage.py ingest` photos/s beside (a) one full Pillow decode per photo and (b) the raw pipeline
 (parallel reduced decode + encode); targets >= 1.5x (a) and >= 0.8x (b).
 
-Usage: python bench/bench_ingest.py [--images 256] [--vectors 50000] [--photos 48] [--quick]
+Usage: python bench/bench_ingest.py [--images 256] [--vectors 50000] [--photos 96] [--quick]
 """
 
 import argparse
@@ -58,7 +58,13 @@ def _reduced_decode(path: str, min_side: int):
         return image.convert("RGB")
 
 
-def photo_rates(paths: list[Path], encoder, batch_size: int, workers: int, min_side: int) -> dict:
+def photo_rates(paths: list[Path], encoder, batch_size: int, workers: int, min_side: int, passes: int = 1) -> dict:
+    """The best of `passes` interleaved rounds of `photo_pass` (drift on a noisy machine hits all three alike)."""
+    rounds = [photo_pass(paths, encoder, batch_size, workers, min_side) for _ in range(passes)]
+    return {name: max(r[name] for r in rounds) for name in rounds[0]} | {"passes": passes}
+
+
+def photo_pass(paths: list[Path], encoder, batch_size: int, workers: int, min_side: int) -> dict:
     """photos/s of (a) one full Pillow decode per photo, (b) the raw pipeline (parallel reduced decode +
     encode), (c) the product's `manage.py ingest` (pool decode + encode + thumbnails + storage + rows)."""
     import multiprocessing
@@ -102,8 +108,9 @@ def main() -> None:
     parser.add_argument("--images", type=int, default=256)
     parser.add_argument("--vectors", type=int, default=50_000)
     parser.add_argument("--batch-size", type=int, default=32)
-    parser.add_argument("--photos", type=int, default=48, help="12-MP camera-like JPEGs (0: skip)")
+    parser.add_argument("--photos", type=int, default=96, help="12-MP camera-like JPEGs (0: skip)")
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="decode processes for photos")
+    parser.add_argument("--photo-passes", type=int, default=3, help="interleaved rounds of the photo comparison")
     parser.add_argument("--quick", action="store_true", help="tiny sizes: a smoke run for the test suite")
     args = parser.parse_args()
     if args.quick:
@@ -200,7 +207,8 @@ def main() -> None:
     photos = {}
     if args.photos:
         paths = camera_jpegs(work / "photos", args.photos)
-        photos = photo_rates(paths, encoder, args.batch_size, args.workers, settings.SEARCH_IMAGE_DECODE_SIZE)
+        photos = photo_rates(paths, encoder, args.batch_size, args.workers, settings.SEARCH_IMAGE_DECODE_SIZE,
+                             passes=1 if args.quick else args.photo_passes)
 
     overhead = raw / full - 1
     overhead_ms = (1 / full - 1 / raw) * 1000
@@ -240,8 +248,9 @@ which is why a bulk load of a new space is fastest with the index built after it
         report += f"""
 ### Camera photos (12 MP)
 
-{args.photos} camera-like JPEGs of 4000x3000 px (quality 90, EXIF orientation and capture time), one pass
-each, {args.workers} decode processes, batch {args.batch_size}, space `{space_name}`:
+{args.photos} camera-like JPEGs of 4000x3000 px (quality 90, EXIF orientation and capture time), the best of
+{photos.get('passes', 1)} interleaved passes each, {args.workers} decode processes, batch {args.batch_size},
+space `{space_name}`:
 
 | path | photos/s |
 | --- | ---: |
@@ -253,8 +262,11 @@ Ingest is **{photos['ingest'] / photos['full_decode']:.2f}x** the full-decode ra
 **{photos['ingest'] / photos['raw']:.2f}x** the raw pipeline (target >= 0.8x). Each photo is decoded once by
 libjpeg at the reduced scale that keeps its shorter side >= `SEARCH_IMAGE_DECODE_SIZE`
 ({settings.SEARCH_IMAGE_DECODE_SIZE} px); the encoder's input and the thumbnail both come from that image,
-turned upright by its EXIF orientation, and the file is hashed as bytes. Both (b) and ingest include
-starting their worker processes.
+turned upright by its EXIF orientation. The workers read each file themselves, hash it (streaming), then
+decode it if it is new, so a photo's megabytes never cross a pipe; the original is copied from its path
+when the batch is stored. Both (b) and ingest include starting their worker processes. What ingest does
+beyond (b), per photo: the SHA-256 of the file (about 8 ms for 3.7 MB here, a fifth of the decode), a
+thumbnail, the copy of the original, and the rows.
 """
     print(report)
     if not args.quick:

@@ -5,8 +5,8 @@ bare        psycopg: the k-NN statements one service search sends (captured from
             the service ranks each modality on its own scale), with a vector encoded beforehand; ef_search and
             iterative scan set once per session
 service     search(SearchRequest(parts=[QueryPart(text=...)])) as the API calls it: encoding the text (the text
-            cache is cleared before each query), per target modality a count of the filtered rows, SET LOCAL of
-            the index knobs in a transaction and the k-NN statement, pinned items, loading the hits;
+            cache is cleared before each query), per target modality a count of the filtered rows, and the k-NN
+            statement with its index knobs in the same message, pinned items, loading the hits;
             page.timings gives encode_ms and sql_ms
 one list    the same with balance_modalities=False: one k-NN statement over every modality, raw cosine order
 api         GET /api/search/?q=...&k=10 through Django's test client: URL routing, middleware, DRF parsing and
@@ -112,7 +112,9 @@ def main() -> None:
     sent = _vectors.capture(lambda: search(SearchRequest(parts=[QueryPart(vector=vectors[0].tolist())], k=K)))
     first = _vectors.literal(vectors[0])
     sent = [(sql, params, [i for i, p in enumerate(params) if p == first]) for sql, params in sent]
-    replay = [entry for entry in sent if _vectors.statement_kind(entry[0]) == "k-NN"]
+    replay = [(*_vectors.without_knobs(sql, params), slots) for sql, params, slots in sent
+              if _vectors.statement_kind(sql) == "k-NN"]
+    replay = [(sql, params, [i for i, p in enumerate(params) if p == first]) for sql, params, _ in replay]
 
     # The centroid each modality is scored against is recomputed when its cache entry expires.
     centroid_ms = []
@@ -248,8 +250,8 @@ def main() -> None:
         f"- The service's SQL time ({service_sql:.2f} ms p50) is {service_sql / bare_p50:.1f}x the bare k-NN "
         f"statements ({bare_p50:.2f} ms). One search sends {len(sent)} statements: per target modality the "
         f"planner's row estimate for the modality filter (EXPLAIN, to choose an exact scan below "
-        f"{settings.SEARCH_EXACT_BELOW:,} rows), three SET LOCAL of the index knobs inside a transaction and "
-        "the k-NN statement; then the pinned check and loading the hits (table above).",
+        f"{settings.SEARCH_EXACT_BELOW:,} rows) and the k-NN statement, its index knobs sent in the same "
+        "message; then the pinned check and loading the hits (table above).",
         f"- Every {settings.SEARCH_CENTROID_TTL} s one query also recomputes the modality centroids the scores are "
         f"calibrated against: {sum(centroid_ms):.0f} ms for {len(centroid_ms)} modalities over "
         f"{total_vectors:,} vectors (an average over every vector of the modality), which lands in the p99.",
