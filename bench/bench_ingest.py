@@ -207,6 +207,10 @@ def main() -> None:
     photos = {}
     if args.photos:
         paths = camera_jpegs(work / "photos", args.photos)
+        # The passes above left dead rows (and dead HNSW entries) behind: vacuumed now, not by autovacuum
+        # in the middle of the photo passes, on the same two cores.
+        with connection.cursor() as cursor:
+            cursor.execute("VACUUM ANALYZE search_item, search_embedding")
         photos = photo_rates(paths, encoder, args.batch_size, args.workers, settings.SEARCH_IMAGE_DECODE_SIZE,
                              passes=1 if args.quick else args.photo_passes)
 

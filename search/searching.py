@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 from django.conf import settings
+from django.db import transaction
 
 from encoders.base import EncoderError
 from search import access, knn, metrics, passages, spaces
@@ -233,15 +234,21 @@ def _nearest_rows(space, vector, where, params, limit, fanout, *, exact, with_pa
     )
     literal = knn.vector_literal(vector)
     args = [literal, int(space.pk), *params, literal, read, limit]
-    prefix, knobs = knn.search_params_prefix(
-        ef_search=max(ef_search or settings.SEARCH_HNSW_EF_SEARCH, min(read, 1000)),
-        iterative="relaxed_order",
-        max_scan_tuples=max(20000, read * 200),
-    )
-    with connection.cursor() as cursor:
-        cursor.execute(prefix + sql, knobs + args)
-        cursor.nextset()
-        rows = cursor.fetchall()
+    knobs = {"ef_search": max(ef_search or settings.SEARCH_HNSW_EF_SEARCH, min(read, 1000)),
+             "iterative": "relaxed_order", "max_scan_tuples": max(20000, read * 200)}
+    if connection.settings_dict.get("OPTIONS", {}).get("server_side_binding"):
+        # Server-side binding sends one statement per message: the knobs first, in a transaction.
+        with transaction.atomic(using=connection.alias):
+            knn.set_local_search_params(**knobs)
+            with connection.cursor() as cursor:
+                cursor.execute(sql, args)
+                rows = cursor.fetchall()
+    else:
+        prefix, prefix_params = knn.search_params_prefix(**knobs)
+        with connection.cursor() as cursor:
+            cursor.execute(prefix + sql, prefix_params + args)
+            cursor.nextset()
+            rows = cursor.fetchall()
     scanned = int(rows[0][2]) if rows else 0
     return [(item_id, float(d)) for item_id, d, _ in rows], scanned
 

@@ -278,3 +278,23 @@ def test_a_search_reads_a_fixed_number_of_statements_however_many_candidates(sor
     for i in range(40):
         put(f"b{i}", rng.normal(size=DIM).astype(np.float32), tags=["y"], collection=f"c{i % 3}")
     assert statements() == few
+
+
+def test_with_server_side_binding_the_knobs_go_first_in_a_transaction(monkeypatch):
+    """Server-side binding (a DATABASES option) sends one statement per message: the same answer, the
+    knobs set in a transaction before the k-NN statement instead of in its message."""
+    rng = np.random.default_rng(8)
+    for i in range(30):
+        put(f"s{i}", rng.normal(size=DIM).astype(np.float32))
+    query = rng.normal(size=DIM)
+    together = titles(vsearch(query, k=10))
+    monkeypatch.setitem(connection.settings_dict, "OPTIONS", {**connection.settings_dict["OPTIONS"],
+                                                              "server_side_binding": True})
+    from django.test.utils import CaptureQueriesContext
+
+    with CaptureQueriesContext(connection) as captured:
+        apart = titles(vsearch(query, k=10))
+    assert apart == together
+    sent = [q["sql"] for q in captured.captured_queries]
+    knobs = next(i for i, sql in enumerate(sent) if "set_config" in sql)
+    assert "WITH nearest" in sent[knobs + 1] and "WITH nearest" not in sent[knobs]
