@@ -391,7 +391,7 @@ def _search_in_space(request: SearchRequest) -> SearchPage:
     candidates = set(vector_ranks) | set(lexical_ranks)
     # Candidates with the fields that judge, order and count them (a hundred of them per search, and a
     # document's text may be a million characters); the items shown are read whole below.
-    items = Item.objects.only(*CANDIDATE_FIELDS).in_bulk(list(candidates))
+    items = _read_items(candidates, CANDIDATE_FIELDS)
     # An item deleted between ranking and fetching simply drops out.
     # A text ranked by its best passage is judged knowing how many it has (search.calibration.z_score).
     passage_counts = passages.counts(space, [i for i in vector_ranks if i in items and items[i].modality ==
@@ -428,7 +428,7 @@ def _search_in_space(request: SearchRequest) -> SearchPage:
     weak_ids = {item_id for item_id, _ in weak}
     shown_ids = [item_id for item_id, _ in page_ids] + ([item_id for item_id, _ in weak[:SUGGESTIONS]]
                                                        if not relevant else [])
-    fresh = Item.objects.in_bulk(shown_ids) if shown_ids else {}
+    fresh = _read_items(shown_ids, _shown_columns())
     gone = set(shown_ids) - set(fresh)
     if gone:
         # Deleted since ranking: such an item drops out here too rather than be shown half-loaded.
@@ -575,6 +575,21 @@ def query_modality(request: SearchRequest, items_by_id: dict | None = None) -> s
 
 # What relevance, balancing, pinning, sorting and facets read of every candidate (see the functions below).
 CANDIDATE_FIELDS = ("id", "modality", "title", "tags", "collection", "created_at", "taken_at", "pinned")
+
+
+def _shown_columns() -> tuple[str, ...]:
+    """Every column of an item but its search document (the full-text index's input, never shown)."""
+    return tuple(f.column for f in Item._meta.concrete_fields if f.name != "search_document")
+
+
+def _read_items(ids, columns) -> dict[int, Item]:
+    """Items by id, with `columns` read and the rest deferred, in one hand-written statement: the ORM
+    compiles a queryset anew on each call, which cost more than running it (twice per search)."""
+    if not ids:
+        return {}
+    quote = connection.ops.quote_name
+    sql = f"SELECT {', '.join(map(quote, columns))} FROM search_item WHERE id = ANY(%s)"
+    return {item.pk: item for item in Item.objects.raw(sql, [list(ids)])}
 
 
 def _relevances(space, request, vector_ranks, lexical_ranks, items, passage_counts) -> dict[int, float]:

@@ -16,7 +16,6 @@ import sys
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 from django.db import connection, transaction
-from django.db.models.expressions import RawSQL
 
 import encoders
 from search import knn
@@ -55,9 +54,11 @@ def register(name: str, *, allow_identity_change: bool = False) -> EmbeddingSpac
     """Create or validate the row for a configured space and make sure its HNSW index exists."""
     encoder = get_encoder(name)
     precision = configured_precision(name)
-    # One statement for the common case, every search: the row, and whether its index is there.
-    known = EmbeddingSpace.objects.filter(name=name).annotate(indexed=RawSQL(
-        "to_regclass('embedding_hnsw_space_' || \"search_embeddingspace\".\"id\") IS NOT NULL", ())).first()
+    # The common case, every search: the row and whether its index is there, in one statement written
+    # out (a queryset is compiled anew on each call, which cost more than running it).
+    known = next(iter(EmbeddingSpace.objects.raw(
+        "SELECT *, to_regclass('embedding_hnsw_space_' || id) IS NOT NULL AS indexed"
+        " FROM search_embeddingspace WHERE name = %s", [name])), None)
     if (known is not None and known.identity == encoder.identity and known.precision == precision
             and sorted(known.modalities) == sorted(encoder.modalities) and known.indexed):
         return known
