@@ -55,6 +55,10 @@ K = 10
 SPACE = "peer"
 EF_SWEEP = [10, 16, 24, 32, 48, 64, 96, 128, 192, 256, 384, 512]
 TARGET_RECALL = 0.95
+# The sweep must clear the target by this much: a timed run over the same queries under load once came out
+# 0.008 below its sweep (relaxed iterative scans under concurrency are not exactly repeatable), which would
+# compare the engines below the recall the comparison promises.
+RECALL_MARGIN = 0.01
 HNSW_M, HNSW_EF_CONSTRUCTION = 16, 64
 ENGINES = ("ours", "ours-k", "chroma")
 CHROMA_VERSION = "1.5.9"
@@ -397,7 +401,8 @@ def recall_of(rows, truth) -> float:
 
 
 def settle_and_time(engine: Engine, truth, clients: int, seconds: float) -> Outcome:
-    """The smallest ef_search of the sweep that reaches the target recall, then the timed run at it."""
+    """The smallest ef_search of the sweep that reaches the target recall (with a margin), then the timed run
+    at it."""
     import psutil
 
     sweep = []
@@ -411,7 +416,7 @@ def settle_and_time(engine: Engine, truth, clients: int, seconds: float) -> Outc
                   f"{sweep[-1][3]:,.0f} q/s, {failed} errors", flush=True)
             if failed == len(rows):
                 raise RuntimeError(f"{engine.name}: every request failed")
-            if sweep[-1][2] >= TARGET_RECALL:
+            if sweep[-1][2] >= TARGET_RECALL + RECALL_MARGIN:
                 break
         ef = sweep[-1][0]
         client = psutil.Process()
@@ -457,7 +462,8 @@ def report(args, outcomes: list[Outcome], builds: list, disks: list, versions: s
         f"The same {args.n:,} x {args.dim} clustered unit vectors and {args.queries} held-out raw-vector queries "
         f"served by our REST API and by Chroma as its own server, one after the other on this machine; k = {K}, "
         f"recall@10 against numpy's exact answer; HNSW m {HNSW_M}, ef_construction {HNSW_EF_CONSTRUCTION} for both; "
-        f"each at the smallest ef_search reaching recall@10 >= {TARGET_RECALL}, then **{args.clients} concurrent "
+        f"each at the smallest ef_search whose sweep reached recall@10 >= {TARGET_RECALL + RECALL_MARGIN:g} "
+        f"(so that the timed run stays >= {TARGET_RECALL}), then **{args.clients} concurrent "
         f"clients** (threads, one kept-alive HTTP/1.1 connection each, the same JSON bodies for both) for "
         f"{args.seconds:g} s. Ours: gunicorn with `manage.py serve`'s configuration, {args.workers} workers x 4 "
         f"threads (as bench_million measures the API), POST /api/search/; Chroma: `chroma run`, POST "
