@@ -75,7 +75,7 @@ class IngestInput:
             try:
                 self.data = Path(self.path).read_bytes()
             except OSError as exc:
-                raise UnreadableFile(f"cannot read the file: {exc.strerror or exc}") from None
+                raise UnreadableFile.reading(exc) from None
         return self.data
 
 
@@ -415,7 +415,7 @@ def _write_files(entry: _Pending) -> list[str]:
         try:
             payload = File(open(entry.input.path, "rb"))  # noqa: SIM115 (closed when saved)
         except OSError as exc:
-            raise UnreadableFile(f"cannot read the file: {exc.strerror or exc}") from None
+            raise UnreadableFile.reading(exc) from None
     files = [("media", name, payload)]
     if media.modality != "text":  # a document has no picture of itself
         preview = media.preview or (

@@ -60,10 +60,10 @@ def check(value) -> None:
         if isinstance(node, dict | list):
             if depth > MAX_DEPTH:
                 raise UntrustedJSONError(f"the JSON is nested too deeply (at most {MAX_DEPTH} levels)")
-            children = node.values() if isinstance(node, dict) else node
             if isinstance(node, dict):
                 stack.extend((key, depth + 1) for key in node)
-            for child in children:
+                node = node.values()
+            for child in node:
                 kind = type(child)
                 if kind is float:  # numbers inline: a query vector is hundreds of them
                     if not math.isfinite(child):

@@ -128,6 +128,10 @@ class Item(models.Model):
         return self.title or f"{self.get_modality_display()} {self.sha256[:12]}"
 
 
+# A space's HNSW index is this followed by the space's id (search.spaces builds it).
+HNSW_INDEX_PREFIX = "embedding_hnsw_space_"
+
+
 class EmbeddingSpace(models.Model):
     """A registered embedding space. Its identity pins the exact encoder that made its vectors."""
 
@@ -156,7 +160,7 @@ class EmbeddingSpace(models.Model):
 
     @property
     def index_name(self) -> str:
-        return f"embedding_hnsw_space_{self.pk}"
+        return f"{HNSW_INDEX_PREFIX}{self.pk}"
 
 
 class Embedding(models.Model):

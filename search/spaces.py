@@ -19,7 +19,7 @@ from django.db import connection, transaction
 
 import encoders
 from search import knn
-from search.models import EmbeddingSpace, Precision
+from search.models import HNSW_INDEX_PREFIX, EmbeddingSpace, Precision
 
 logger = logging.getLogger(__name__)
 
@@ -57,8 +57,8 @@ def register(name: str, *, allow_identity_change: bool = False) -> EmbeddingSpac
     # The common case, every search: the row and whether its index is there, in one statement written
     # out (a queryset is compiled anew on each call, which cost more than running it).
     known = next(iter(EmbeddingSpace.objects.raw(
-        "SELECT *, to_regclass('embedding_hnsw_space_' || id) IS NOT NULL AS indexed"
-        " FROM search_embeddingspace WHERE name = %s", [name])), None)
+        "SELECT *, to_regclass(%s || id) IS NOT NULL AS indexed FROM search_embeddingspace WHERE name = %s",
+        [HNSW_INDEX_PREFIX, name])), None)
     if (known is not None and known.identity == encoder.identity and known.precision == precision
             and sorted(known.modalities) == sorted(encoder.modalities) and known.indexed):
         return known

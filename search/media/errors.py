@@ -28,3 +28,8 @@ class UnreadableFile(MediaRejected):
     """A file named for ingest that cannot be read (gone, a folder, no permission) or changed while read."""
 
     code = "unreadable"
+
+    @classmethod
+    def reading(cls, exc: OSError) -> "UnreadableFile":
+        """The refusal of a file whose read raised `exc`."""
+        return cls(f"cannot read the file: {exc.strerror or exc}")

@@ -32,7 +32,7 @@ def init_worker(overrides: dict) -> None:
     _exit_with_parent()
     if not settings.configured:
         settings.configure(**overrides)
-    else:  # a test that runs the pool in-process: the settings are Django's own already
+    else:  # set up already from DJANGO_SETTINGS_MODULE (a setting read on import): the parent's values win
         for name, value in overrides.items():
             setattr(settings, name, value)
 
@@ -54,10 +54,6 @@ def warm() -> None:
     """A no-op task: submitting one per worker starts them all before the first file arrives."""
 
 
-def _unreadable(exc: OSError) -> UnreadableFile:
-    return UnreadableFile(f"cannot read the file: {exc.strerror or exc}")
-
-
 def digest_file(path: str) -> tuple[str, Stamp] | MediaRejected:
     """The sha256 of a file named for ingest, read here rather than sent here: a photo is megabytes, and
     copying it through a pipe cost more than hashing it. Streamed, so a huge file costs no memory."""
@@ -73,7 +69,7 @@ def digest_file(path: str) -> tuple[str, Stamp] | MediaRejected:
                 return MediaTooLarge(f"the file is {stat.st_size:,} bytes; the limit is {limit:,} bytes")
             digest = hashlib.file_digest(handle, "sha256").hexdigest()
     except OSError as exc:
-        return _unreadable(exc)
+        return UnreadableFile.reading(exc)
     return digest, (stat.st_size, stat.st_mtime_ns)
 
 
@@ -84,7 +80,7 @@ def decode_file(path: str, digest: str, stamp: Stamp, filename: str = "") -> Pre
             stat = os.fstat(handle.fileno())
             data = handle.read()
     except OSError as exc:
-        return _unreadable(exc)
+        return UnreadableFile.reading(exc)
     if (stat.st_size, stat.st_mtime_ns) != tuple(stamp) or len(data) != stat.st_size:
         return UnreadableFile("the file changed while it was being stored; run the ingest again")
     return decode(data, digest, filename)
