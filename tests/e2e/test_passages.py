@@ -27,6 +27,9 @@ def test_a_long_text_shows_its_matching_passage_and_opens_there(make_page, demo,
     expect(card).to_be_visible()
     snippet = card.locator(".snippet")
     expect(snippet.get_by_role("link", name="Matching passage")).to_be_visible()
+    # Not cut off by its card: on a phone a centred passage taller than the card lost its label above the top.
+    label, box = snippet.locator(".passage-label").bounding_box(), snippet.bounding_box()
+    assert label["y"] >= box["y"] - 0.5, (label, box)
     # The passage shown is the one deep inside (not the text's first words), with the query's words marked.
     shown = snippet.locator("p").last.inner_text()
     assert doc.text[:40] not in shown
