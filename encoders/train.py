@@ -2,12 +2,19 @@
 
     python -m encoders.train --out encoders/weights --seed 0
 
-Text, image and audio towers are trained jointly: image↔caption and
-audio↔caption pairs, each with open_clip's ``ClipLoss`` (symmetric InfoNCE),
-sharing one text tower. With a pretrained open_clip model the text tower
+Text, image and audio towers are trained jointly with one symmetric
+contrastive loss between texts and items (images, clips and a learned "null"
+item), sharing one text tower. With a pretrained open_clip model the text tower
 already knows words like "shrill" or "rumble" and ``encoders.train_audio``
 trains only the audio tower against it, frozen; our from-scratch text tower
-has to learn the audio vocabulary, so here it learns from both losses.
+has to learn the audio vocabulary, so here it learns from both modalities.
+
+Generalisation comes from the data rather than the schedule: most training
+images and clips are rendered with ``synth``'s varied renderer, every batch is
+augmented again on the fly, every batch holds every class (each one a hard
+negative of its neighbours), scene families differ only in shape or only in
+colour, and out-of-domain sentences (``synth.ood_sentence``) are trained onto
+the null item and below a similarity margin to every item and caption.
 
 Everything is seeded and the schedule is defined by ``--steps``; the same
 command on the same hardware reproduces the same weights.
@@ -28,7 +35,7 @@ import torch.nn.functional as F
 from encoders import synth
 from encoders.audio.frontend import FrontendConfig
 from encoders.audio.tower import AudioTower, TowerConfig, save_tower, sha256_file
-from encoders.evaluate import evaluate
+from encoders.evaluate import report
 from encoders.openclip import OpenClipSpace
 from encoders.training import (
     audio_windows,
@@ -54,18 +61,96 @@ DEMO_FRONTEND = FrontendConfig(
 )
 
 
-def build_image_bank(n: int, seed: int, preprocess) -> tuple[torch.Tensor, list[dict]]:
+# Share of the training data drawn by the varied renderer; the rest has the plain demo look.
+VARIED = 0.6
+# Per step: clips per audio class, out-of-domain sentences, scene families of each kind.
+CLIPS_PER_CLASS = 4
+OOD_PER_STEP = 32
+# Out-of-domain text must stay below this cosine to every item and in-domain caption,
+# and an in-domain caption above the other to its items: room for a relevance cutoff.
+OOD_MARGIN = 0.1
+MATCH_MARGIN = 0.5
+
+
+def build_image_bank(n: int, seed: int, preprocess, families: int = 0) -> tuple[torch.Tensor, list[dict], list]:
+    """Preprocessed images (fp16), their labels, and the bank rows of each scene family."""
     pixels, labels = [], []
-    for sample in synth.image_samples(n, seed):
-        pixels.append(preprocess(sample.image))
+    for sample in synth.image_samples(n, seed, varied=VARIED):
+        pixels.append(preprocess(sample.image).half())
         labels.append(sample.labels)
-    return torch.stack(pixels), labels
+    rng = np.random.default_rng(seed + 100)
+    groups = []
+    for f in range(families):
+        # Shape is the harder attribute (colour is right in 98% of neighbours without
+        # help), so most families vary the shape.
+        by_colour = f % 4 != 3
+        attribute = _choice(rng, list(synth.COLOURS) if by_colour else list(synth.SHAPES))
+        members = synth.scene_family(seed * 1000 + f, **({"colour": attribute} if by_colour else {"shape": attribute}))
+        groups.append(list(range(len(pixels), len(pixels) + len(members))))
+        for sample in members:
+            pixels.append(preprocess(sample.image).half())
+            labels.append(sample.labels)
+    return torch.stack(pixels), labels, groups
+
+
+def _choice(rng: np.random.Generator, options: list[str]) -> str:
+    return options[rng.integers(len(options))]
 
 
 def build_audio_bank(n: int, seed: int, cfg: FrontendConfig) -> tuple[torch.Tensor, np.ndarray, list[dict]]:
-    samples = list(synth.audio_samples(n, seed))
+    samples = list(synth.audio_samples(n, seed, varied=VARIED))
     windows, owner = audio_windows(((s.waveform, s.samplerate) for s in samples), cfg)
     return torch.from_numpy(windows), owner, [s.labels for s in samples]
+
+
+def augment_images(batch: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    """On-the-fly augmentation of normalised images: every change keeps colour and shape.
+
+    Flips and quarter turns (every shape class is closed under them), a small
+    shift, brightness and contrast, blur and noise.
+    """
+    n = len(batch)
+    out = batch.float()
+    flip = torch.rand(n, generator=generator) < 0.5
+    out[flip] = out[flip].flip(-1)
+    turns = torch.randint(0, 4, (n,), generator=generator)
+    out = torch.stack([torch.rot90(img, int(k), (-2, -1)) for img, k in zip(out, turns, strict=True)])
+    pad = 6
+    padded = F.pad(out, (pad, pad, pad, pad), mode="replicate")
+    dx, dy = torch.randint(0, 2 * pad + 1, (2, n), generator=generator)
+    size = out.shape[-1]
+    out = torch.stack([padded[i, :, y : y + size, x : x + size] for i, (x, y) in enumerate(zip(dx, dy, strict=True))])
+    mean = out.mean(dim=(1, 2, 3), keepdim=True)
+    contrast = 1 + (torch.rand(n, 1, 1, 1, generator=generator) - 0.5) * 0.4
+    brightness = (torch.rand(n, 1, 1, 1, generator=generator) - 0.5) * 0.3
+    out = (out - mean) * contrast + mean + brightness
+    blur = torch.rand(n, generator=generator) < 0.15
+    if blur.any():
+        kernel = torch.tensor([1.0, 2.0, 1.0])
+        kernel = (kernel[:, None] * kernel[None, :] / 16).expand(3, 1, 3, 3)
+        out[blur] = F.conv2d(F.pad(out[blur], (1, 1, 1, 1), mode="replicate"), kernel, groups=3)
+    noise = torch.rand(n, 1, 1, 1, generator=generator) * 0.08
+    return out + noise * torch.randn(out.shape, generator=generator)
+
+
+def augment_mels(mels: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    """Log-mel windows with a random cyclic time shift and one masked time span (set to the floor)."""
+    n, _, frames = mels.shape[0], mels.shape[-2], mels.shape[-1]
+    shifts = torch.randint(0, frames, (n,), generator=generator)
+    out = torch.stack([torch.roll(m, int(s), dims=-1) for m, s in zip(mels, shifts, strict=True)])
+    starts = torch.randint(0, frames, (n,), generator=generator)
+    widths = torch.randint(0, frames // 8, (n,), generator=generator)
+    t = torch.arange(frames)
+    mask = (t[None, :] >= starts[:, None]) & (t[None, :] < (starts + widths)[:, None])
+    return out.masked_fill(mask.view(n, *([1] * (out.dim() - 2)), frames), -1.0)
+
+
+def multi_positive_loss(logits: torch.Tensor, positives: torch.Tensor) -> torch.Tensor:
+    """Cross-entropy of each row against a uniform target over its positives (rows without any are skipped)."""
+    rows = positives.any(dim=1)
+    log_prob = F.log_softmax(logits[rows], dim=1)
+    target = positives[rows].float()
+    return -((log_prob * target).sum(1) / target.sum(1)).mean()
 
 
 def save_clip(model: torch.nn.Module, path: Path) -> None:
@@ -98,12 +183,24 @@ class DemoTrainer:
         self.tower = AudioTower(TowerConfig(embed_dim=self.model.text_projection.shape[1], frontend=DEMO_FRONTEND))
         self.tower.to(device)
         self.loss = open_clip.ClipLoss()
-        self.optimizer = make_optimizer([*self.model.parameters(), *self.tower.parameters()], lr, weight_decay=0.05)
+        # The item that out-of-domain text is trained onto; never shipped, only a target.
+        self.null = torch.nn.Parameter(torch.randn(self.model.text_projection.shape[1], device=device))
+        self.optimizer = make_optimizer(
+            [*self.model.parameters(), *self.tower.parameters(), self.null], lr, weight_decay=0.05
+        )
+        self.generator = torch.Generator().manual_seed(seed)
         t0 = time.monotonic()
-        self.images, self.image_labels = build_image_bank(n_images, seed, preprocess)
+        self.images, self.image_labels, self.families = build_image_bank(
+            n_images, seed, preprocess, families=max(2, n_images // 40)
+        )
         self.mels, self.owner, self.audio_labels = build_audio_bank(n_audio, seed + 1, DEMO_FRONTEND)
-        keys = [f"{labels['colour']} {labels['shape']}" for labels in self.image_labels]
-        self.image_classes = [np.flatnonzero(np.asarray(keys) == key) for key in sorted(set(keys))]
+        keys = np.asarray([f"{labels['colour']} {labels['shape']}" for labels in self.image_labels])
+        plain = np.arange(n_images)
+        self.class_names = sorted(set(keys))
+        self.image_classes = [plain[keys[:n_images] == key] for key in self.class_names]
+        self.image_keys = keys
+        audio_keys = np.asarray([f"{labels['pitch']} {labels['kind']}" for labels in self.audio_labels])
+        self.audio_classes = [np.flatnonzero(audio_keys == key) for key in sorted(set(audio_keys))]
         log.info(
             "synthesised %d images and %d clips (%d windows) in %.0f s",
             n_images,
@@ -116,34 +213,67 @@ class DemoTrainer:
         rng = self.rng
         set_lr(self.optimizer, cosine_lr(step, self.steps, self.lr, warmup=min(100, self.steps // 10 + 1)))
         # Two images per colour×shape class. Each class appears once per side
-        # of every ClipLoss: two red circles on the same side would be each
+        # of the losses: two red circles on the same side would be each
         # other's negatives, rewarding the model for telling them apart by
         # background and position. Across sides they are positives (an
         # image↔image term), which is what groups same-class images as
         # neighbours; image↔caption alone left them spread by background.
         pairs = np.array([rng.choice(members, 2, replace=False) for members in self.image_classes])
+        # Hard negatives: two scene families take over their classes' first side, so
+        # those images differ from each other only in shape (or only in colour).
+        for family in rng.choice(len(self.families), 2, replace=False):
+            for row in self.families[family]:
+                pairs[self.class_names.index(self.image_keys[row]), 0] = row
         image_ids = pairs[:, 0]
         n_images = len(image_ids)
-        clip_ids = np.sort(rng.choice(len(self.audio_labels), self.audio_batch, replace=False))
+        # Every sound class, a few clips each: same-class clips are positives of
+        # each other's captions, never negatives.
+        clip_ids = np.concatenate(
+            [rng.choice(members, CLIPS_PER_CLASS, replace=False) for members in self.audio_classes]
+        )
         window_ids = pick_one_window_per_clip(rng, clip_ids, self.owner)
         # Captions are re-drawn every step, so each image is seen with many phrasings.
         captions = [synth.image_caption(rng, self.image_labels[i]) for i in image_ids]
         captions += [synth.audio_caption(rng, self.audio_labels[i]) for i in clip_ids]
+        captions += [synth.ood_sentence(rng) for _ in range(OOD_PER_STEP)]
+        n_clips, n_in_domain = len(clip_ids), len(captions) - OOD_PER_STEP
 
         self.model.train()
         self.tower.train()
         text = self.model.encode_text(self.tokenizer(captions).to(self.device), normalize=True)
-        images = self.model.encode_image(self.images[pairs.T.ravel()].to(self.device), normalize=True)
+        pixels = augment_images(self.images[pairs.T.ravel()], self.generator).to(self.device)
+        images = self.model.encode_image(pixels, normalize=True)
         image, other = images[:n_images], images[n_images:]
-        audio = F.normalize(self.tower(self.mels[window_ids].to(self.device)), dim=-1)
+        mels = augment_mels(self.mels[window_ids], self.generator).to(self.device)
+        audio = F.normalize(self.tower(mels), dim=-1)
+        null = F.normalize(self.null, dim=-1)[None]
+        items = torch.cat([image, audio, null])
+
+        # Which text matches which item: caption i its image, an audio caption every
+        # clip of its class, an out-of-domain sentence only the null item.
+        positives = torch.zeros(len(captions), len(items), dtype=torch.bool, device=self.device)
+        positives[torch.arange(n_images), torch.arange(n_images)] = True
+        audio_class = torch.as_tensor(np.repeat(np.arange(len(self.audio_classes)), CLIPS_PER_CLASS))
+        positives[n_images:n_in_domain, n_images : n_images + n_clips] = (
+            audio_class[:, None] == audio_class[None, :]
+        ).to(self.device)
+        positives[n_in_domain:, -1] = True
         scale = self.model.logit_scale.exp()
-        image_loss = self.loss(image, text[:n_images], scale) + self.loss(image, other, scale)
-        audio_loss = self.loss(audio, text[n_images:], self.tower.logit_scale.exp())
+        sims = text @ items.T
+        logits = scale * sims
+        match_loss = (multi_positive_loss(logits, positives) + multi_positive_loss(logits.T, positives.T)) / 2
+        image_loss = self.loss(image, other, scale)
+        # Absolute room for a cutoff: out-of-domain text below OOD_MARGIN to every
+        # real item and caption, in-domain captions above MATCH_MARGIN to their items.
+        ood = text[n_in_domain:]
+        ood_best = torch.cat([sims[n_in_domain:, :-1], ood @ text[:n_in_domain].T], dim=1).max(dim=1).values
+        matched = (sims[:n_in_domain, :-1] * positives[:n_in_domain, :-1]).sum(1) / positives[:n_in_domain, :-1].sum(1)
+        margin_loss = F.relu(ood_best - OOD_MARGIN).mean() + F.relu(MATCH_MARGIN - matched).mean()
         self.optimizer.zero_grad(set_to_none=True)
-        (image_loss + audio_loss).backward()
+        (match_loss + image_loss + 2 * margin_loss).backward()
         self.optimizer.step()
         clamp_logit_scales(self.model, self.tower)
-        return image_loss.item(), audio_loss.item()
+        return match_loss.item(), image_loss.item(), margin_loss.item()
 
     def save(self, out: Path) -> tuple[Path, Path]:
         self.model.eval()
@@ -158,7 +288,7 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", type=Path, required=True, help="directory for demo-clip.pt and demo-audio.pt")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--steps", type=int, default=800)
+    parser.add_argument("--steps", type=int, default=1200)
     parser.add_argument(
         "--minutes",
         type=float,
@@ -178,14 +308,15 @@ def main(argv: list[str] | None = None) -> None:
     started = time.monotonic()
     trainer = DemoTrainer(args.seed, args.images, args.audio, args.audio_batch, args.steps, args.lr, default_device())
     for step in range(args.steps):
-        image_loss, audio_loss = trainer.step(step)
+        match_loss, image_loss, margin_loss = trainer.step(step)
         if step % 50 == 0 or step == args.steps - 1:
             log.info(
-                "step %d/%d  image loss (text + image) %.3f  audio-text loss %.3f  (%.0f s)",
+                "step %d/%d  text-item loss %.3f  image-image loss %.3f  margin loss %.3f  (%.0f s)",
                 step,
                 args.steps,
+                match_loss,
                 image_loss,
-                audio_loss,
+                margin_loss,
                 time.monotonic() - started,
             )
         if args.minutes and time.monotonic() - started > args.minutes * 60:
@@ -202,8 +333,7 @@ def main(argv: list[str] | None = None) -> None:
     )
 
     space = OpenClipSpace("trained", model=MODEL, pretrained=str(clip_path), audio_tower=str(audio_path))
-    for metric, value in evaluate(space).items():
-        log.info("held-out %s: %.3f", metric, value)
+    print(report(space), flush=True)
 
 
 if __name__ == "__main__":
