@@ -35,6 +35,7 @@ BENCHMARKS = {
     "search": "bench_search.py",
     "serve": "bench_serve.py",
     "long_text": "bench_long_text.py",
+    "generalisation": "bench_generalisation.py",
 }
 
 

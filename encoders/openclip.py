@@ -39,6 +39,7 @@ from encoders.base import (
 MODEL_CONFIG_DIR = Path(__file__).resolve().parent / "model_configs"
 open_clip.add_model_config(MODEL_CONFIG_DIR)
 
+IMAGE_VIEWS = frozenset({"mirror"})
 # Bump when our own preprocessing around open_clip changes (tokenisation,
 # image conversion, audio windowing/pooling): stored vectors become stale.
 PREPROCESS_VERSION = 1
@@ -89,7 +90,10 @@ class OpenClipSpace(EmbeddingSpace):
     """OPTIONS: ``model`` (open_clip architecture, or ``hf-hub:org/name`` for a repository with
     its own config and weights, where ``pretrained`` is not used), ``pretrained`` (tag or file),
     ``audio_tower`` (checkpoint from ``encoders.train_audio``), ``device``,
-    ``batch_size``, ``precision``, ``cache_dir``, ``allow_random_weights``.
+    ``batch_size``, ``precision``, ``cache_dir``, ``allow_random_weights``,
+    ``image_views`` (``["mirror"]``: an image's vector is the mean of it and its
+    mirror image, test-time augmentation for a model trained to ignore the
+    difference; twice the image encoding time).
     """
 
     def __init__(
@@ -104,6 +108,7 @@ class OpenClipSpace(EmbeddingSpace):
         precision: str = "fp32",
         cache_dir: str | None = None,
         allow_random_weights: bool = False,
+        image_views: list[str] | tuple[str, ...] = (),
     ):
         super().__init__(name)
         # Re-entrant: loading resolves (and may download) weights under the same lock.
@@ -134,6 +139,12 @@ class OpenClipSpace(EmbeddingSpace):
         self.batch_size = batch_size
         self.precision = precision
         self.allow_random_weights = allow_random_weights
+        unknown = set(image_views) - IMAGE_VIEWS
+        if unknown or isinstance(image_views, str):
+            raise EncoderError(
+                f"space {name!r}: image_views must be a list of {sorted(IMAGE_VIEWS)}, got {image_views!r}"
+            )
+        self.image_views = tuple(sorted(set(image_views)))
         self.dim = int(config["embed_dim"])
         self.modalities = frozenset({Modality.TEXT, Modality.IMAGE} | ({Modality.AUDIO} if audio_tower else set()))
         self._weights: tuple[str | None, dict] | None = None
@@ -298,6 +309,8 @@ class OpenClipSpace(EmbeddingSpace):
             if self.hub_repo:
                 # The repository's config carries the preprocessing (mean, std, size): part of the space too.
                 parts.insert(3, f"config-sha256={sha256_file(self._hub_config)[:16]}")
+            if self.image_views:
+                parts.append(f"views={'+'.join(self.image_views)}")
             if self.audio_tower_path and self.can_embed(Modality.AUDIO):
                 self._check_audio_tower_exists()
                 parts.append(f"audio-sha256={sha256_file(self.audio_tower_path)[:16]}")
@@ -345,7 +358,13 @@ class OpenClipSpace(EmbeddingSpace):
                     except (OSError, SyntaxError, ValueError) as exc:
                         raise ImageDecodeError(f"image {offset} cannot be decoded ({exc})") from exc
                 tensor = torch.stack(pixels).to(self.device)
-                out.append(loaded.model.encode_image(tensor).float().cpu().numpy())
+                if "mirror" in self.image_views:
+                    # One pass over both views; each is normalised so neither dominates the mean.
+                    both = loaded.model.encode_image(torch.cat([tensor, tensor.flip(-1)])).float()
+                    both = torch.nn.functional.normalize(both, dim=-1)
+                    out.append((both[: len(tensor)] + both[len(tensor) :]).cpu().numpy())
+                else:
+                    out.append(loaded.model.encode_image(tensor).float().cpu().numpy())
         return np.concatenate(out)
 
     def _encode_audio_windows(self, clips: list[AudioClip]) -> list[tuple[np.ndarray, list[tuple[float, float]]]]:

@@ -30,8 +30,10 @@ def default_device() -> torch.device:
 
 def use_all_cores() -> None:
     # torch defaults to physical cores, which on small VMs can be fewer than
-    # the CPUs we are allowed to use; training is compute bound, so take them all.
-    torch.set_num_threads(len(os.sched_getaffinity(0)))
+    # the CPUs we are allowed to use; training is compute bound, so take them all
+    # unless OMP_NUM_THREADS says otherwise (a machine shared with other work).
+    threads = os.environ.get("OMP_NUM_THREADS", "")
+    torch.set_num_threads(int(threads) if threads.isdigit() and int(threads) > 0 else len(os.sched_getaffinity(0)))
 
 
 def make_optimizer(params: Iterable[nn.Parameter], lr: float, weight_decay: float) -> torch.optim.AdamW:

@@ -169,3 +169,17 @@ def test_long_text_finds_documents_by_their_passages_through_the_api(tmp_path):
     product = rows["product, vector (best passage)"]
     assert float(product[1]) >= 0.5 and float(product[3]) == 1.0  # first, recall@10 over 6 documents
     assert "passages" in out.read_text() and "one vector per text: first tokens only" in rows
+
+
+@pytest.mark.slow
+def test_generalisation_uploads_the_unseen_world_and_asks_it_through_the_api(tmp_path):
+    out = tmp_path / "generalisation.md"
+    run_script("bench_generalisation.py", "--quick", "--out", str(out), timeout=600)
+    rows = {row[0]: row for row in table_rows(out.read_text())}
+    for measure in ("text->image top-1", "text->audio top-1", "image->image precision@5",
+                    "audio->audio precision@5"):
+        assert 0.0 <= float(rows[measure][1]) <= 1.0, rows
+    # One picture per class: text->image top-1 is still a fair question, and the shipped model answers it.
+    assert float(rows["text->image top-1"][1]) >= 0.8, rows
+    no_match = next(row for name, row in rows.items() if name.startswith("out-of-domain sentences"))
+    assert float(no_match[1]) >= 0.8, rows

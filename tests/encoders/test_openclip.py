@@ -29,10 +29,27 @@ def test_description_of_the_demo_space(demo_space):
     assert demo_space.dim == 128 and demo_space.metric == "cosine"
     assert demo_space.modalities == {"text", "image", "audio"}
     assert demo_space.can_embed("audio") and not demo_space.can_embed("video")
-    arch, model, digest, pre, audio = demo_space.identity.split(":")
-    assert (arch, model, pre) == ("open_clip", "demo-clip", "pre=1")
+    arch, model, digest, pre, views, audio = demo_space.identity.split(":")
+    assert (arch, model, pre, views) == ("open_clip", "demo-clip", "pre=1", "views=mirror")
     assert digest.startswith("sha256=") and len(digest) == len("sha256=") + 16
     assert audio.startswith("audio-sha256=")
+
+
+def test_mirror_views_make_an_image_and_its_mirror_one_vector(demo_space):
+
+
+    image = synth.render_image(np.random.default_rng(3), "red", "crescent", varied=True).image
+    mirror = image.transpose(Image.FLIP_LEFT_RIGHT)
+    both = demo_space.encode_images([image, mirror])
+    assert unit_and_finite(both, 128) and float(both[0] @ both[1]) > 0.9999
+    options = {k: v for k, v in DEFAULT_SPACES["demo"]["OPTIONS"].items() if k != "image_views"}
+    plain = OpenClipSpace("plain", **options)
+    single = plain.encode_images([image, mirror])
+    # Without the option the two views are two vectors, and the space is another space.
+    assert float(single[0] @ single[1]) < float(both[0] @ both[1])
+    assert plain.identity != demo_space.identity and "views=" not in plain.identity
+    with pytest.raises(EncoderError, match="image_views"):
+        OpenClipSpace("bad", **options, image_views=["upside-down"])
 
 
 def test_every_modality_gives_unit_finite_vectors(demo_space):
@@ -81,6 +98,7 @@ def test_checkpoint_copied_elsewhere_gives_identical_vectors(demo_space, tmp_pat
         model="demo-clip",
         pretrained=str(tmp_path / "demo-clip.pt"),
         audio_tower=str(tmp_path / "demo-audio.pt"),
+        image_views=DEMO["image_views"],
     )
     image = synth.render_image(np.random.default_rng(1)).image
     clip = (tone(2.5, 300), 16000)

@@ -65,3 +65,39 @@ def test_write_dataset_produces_files_and_a_manifest(tmp_path):
         else:
             assert row["text"] == row["title"] and "path" not in row
     assert {p.suffix for p in (tmp_path / "audio").iterdir()} == {".wav", ".flac"}
+
+
+def test_varied_rendering_keeps_labels_and_captions_meaningful():
+    samples = list(synth.image_samples(64, seed=5, varied=1.0))
+    assert {s.key for s in samples} == {f"{c} {s}" for c in synth.COLOURS for s in synth.SHAPES}
+    assert len({s.image.size for s in samples}) > 2
+    for sample in samples[:16]:
+        assert any(w in sample.caption for w in synth.SHAPES[sample.labels["shape"]])
+    clips = list(synth.audio_samples(15, seed=5, varied=1.0))
+    assert {c.key for c in clips} == {f"{p} {k}" for k in synth.AUDIO_KINDS for p in synth.PITCHES}
+    assert all(np.isfinite(c.waveform).all() and np.abs(c.waveform).max() <= 1 for c in clips)
+
+
+def test_the_plain_demo_look_is_the_default():
+    plain, varied = next(synth.image_samples(1, seed=3)), next(synth.image_samples(1, seed=3, varied=1.0))
+    assert plain.image.size == (128, 128) and plain.key == varied.key
+    assert not np.array_equal(np.asarray(plain.image), np.asarray(varied.image.resize((128, 128))))
+
+
+def test_a_scene_family_changes_only_the_named_attribute():
+    family = synth.scene_family(11, colour="green")
+    assert [s.labels["shape"] for s in family] == list(synth.SHAPES)
+    assert {s.labels["colour"] for s in family} == {"green"}
+    assert len({s.image.size for s in family}) == 1
+    # Same background: the corners agree across members.
+    corners = [np.asarray(s.image)[:4, :4].astype(float) for s in family]
+    assert max(np.abs(c - corners[0]).mean() for c in corners) < 25
+
+
+def test_out_of_domain_sentences_avoid_every_domain_word():
+    words = synth.domain_words()
+    assert {"red", "circle", "shrill", "beeps", "hiss"} <= words
+    rng = np.random.default_rng(1)
+    sentences = [synth.ood_sentence(rng) for _ in range(500)]
+    assert len(set(sentences)) > 300
+    assert not [s for s in sentences if synth._has_domain_word(s, words)]

@@ -70,8 +70,14 @@ def test_an_image_finds_images_of_the_same_kind(world):
     data = (world["folder"] / row["path"]).read_bytes()
     hits = run([QueryPart(data=data)], k=6, filters=Filters(modalities=["image"])).hits
     assert hits[0].item.title == row["title"]  # the same picture is its own best match
-    same = [labels_of(world, h.item)["shape"] == row["labels"]["shape"] for h in hits[1:]]
-    assert sum(same) >= 3
+    colour, shape = row["labels"]["colour"], row["labels"]["shape"]
+    neighbours = [(labels_of(world, h.item)["colour"], labels_of(world, h.item)["shape"]) for h in hits[1:]]
+    # The other pictures of its colour and shape come first, then ones that share one of the two.
+    mates = sum(1 for r in world["rows"] if r["modality"] == "image" and r["id"] != row["id"]
+                and (r["labels"]["colour"], r["labels"]["shape"]) == (colour, shape))
+    assert mates >= 1
+    assert neighbours[: min(mates, 5)] == [(colour, shape)] * min(mates, 5), neighbours
+    assert all(c == colour or s == shape for c, s in neighbours), neighbours
 
 
 def test_a_sound_finds_sounds_of_the_same_kind(world):
