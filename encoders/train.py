@@ -252,7 +252,6 @@ class DemoTrainer:
         seed: int,
         n_images: int,
         n_audio: int,
-        audio_batch: int,
         steps: int,
         lr: float,
         device: torch.device,
@@ -263,7 +262,6 @@ class DemoTrainer:
         self.device = device
         self.steps = steps
         self.lr = lr
-        self.audio_batch = audio_batch
         self.image_groups = image_groups
         self.model = open_clip.create_model(MODEL, device=device)
         size = self.model.visual.image_size
@@ -402,7 +400,6 @@ def main(argv: list[str] | None = None) -> None:
                         help="sets of same-class image pairs per step for the image-image term")
     parser.add_argument("--images", type=int, default=48000, help="synthetic training images")
     parser.add_argument("--audio", type=int, default=6000, help="synthetic training clips")
-    parser.add_argument("--audio-batch", type=int, default=64)
     parser.add_argument("--lr", type=float, default=1e-3)
     args = parser.parse_args(argv)
     # open_clip logs every loading step at INFO; only our progress is wanted here.
@@ -412,7 +409,7 @@ def main(argv: list[str] | None = None) -> None:
 
     started = time.monotonic()
     trainer = DemoTrainer(
-        args.seed, args.images, args.audio, args.audio_batch, args.steps, args.lr, default_device(), args.workers,
+        args.seed, args.images, args.audio, args.steps, args.lr, default_device(), args.workers,
         args.image_groups,
     )
     trained_from = time.monotonic()

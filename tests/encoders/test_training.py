@@ -18,7 +18,7 @@ DEMO = DEFAULT_SPACES["demo"]["OPTIONS"]
 
 def test_a_few_joint_steps_reduce_the_contrastive_and_margin_losses():
     trainer = DemoTrainer(
-        seed=0, n_images=128, n_audio=60, audio_batch=16, steps=12, lr=1e-3, device=torch.device("cpu")
+        seed=0, n_images=128, n_audio=60, steps=12, lr=1e-3, device=torch.device("cpu")
     )
     losses = np.array([trainer.step(step) for step in range(12)])
     assert (losses[-3:, :2].mean(axis=0) < losses[0, :2] - 0.3).all(), losses
