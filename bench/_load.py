@@ -36,8 +36,8 @@ def bulk_load(space, vectors, *, collection: str, tags: Callable[[int], list[str
     """
     from django.db import connection, transaction
 
-    from search import spaces
-    from search.embedding import Vectors, write_vectors
+    from search.ingest.item_vectors import Vectors, write_vectors
+    from search.storage import spaces
 
     timings = {}
     started = time.perf_counter()
@@ -57,14 +57,14 @@ def bulk_load(space, vectors, *, collection: str, tags: Callable[[int], list[str
 
 
 def start_api(env: dict, port: int, workers: int = 2) -> subprocess.Popen:
-    """The product's API under gunicorn with `manage.py serve`'s configuration (search.gunicorn_conf: gthread,
+    """The product's API under gunicorn with `manage.py serve`'s configuration (search.runtime.gunicorn_conf: gthread,
     SEARCH_WEB_THREADS threads per worker), answering on 127.0.0.1:port once this returns."""
     # The server's log goes to a file, not a pipe nobody reads: a pipe fills up and stops the server mid-run.
     log = tempfile.TemporaryFile(mode="w+")
     process = subprocess.Popen(
-        [sys.executable, "-m", "gunicorn", "--config", "python:search.gunicorn_conf", "--bind", f"127.0.0.1:{port}",
-         "--workers", str(workers), "search.wsgi:application"], cwd=_django.ROOT, env=env,
-        stdout=subprocess.DEVNULL, stderr=log, text=True)
+        [sys.executable, "-m", "gunicorn", "--config", "python:search.runtime.gunicorn_conf",
+         "--bind", f"127.0.0.1:{port}", "--workers", str(workers), "search.wsgi:application"],
+        cwd=_django.ROOT, env=env, stdout=subprocess.DEVNULL, stderr=log, text=True)
     deadline = time.monotonic() + 180
     while time.monotonic() < deadline:
         if process.poll() is not None:

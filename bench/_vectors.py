@@ -78,8 +78,8 @@ def recall(found: Sequence[Sequence[int]], truth, k: int) -> float:
 
 
 def literal(vector) -> str:
-    """The text form the service sends (search.knn.vector_literal)."""
-    from search.knn import vector_literal
+    """The text form the service sends (search.storage.knn.vector_literal)."""
+    from search.storage.knn import vector_literal
 
     return vector_literal(vector)
 
@@ -117,8 +117,8 @@ def drop_scratch(name: str) -> None:
     """Delete a scratch space, its index and vectors, and its items (those in the collection of the same name)."""
     from django.db import connection
 
-    from search import spaces
     from search.models import EmbeddingSpace
+    from search.storage import spaces
 
     space = EmbeddingSpace.objects.filter(name=name).first()
     if space is not None:
@@ -139,7 +139,7 @@ def drop_items(collection: str, space=None) -> None:
     """
     from django.db import connection
 
-    from search import spaces
+    from search.storage import spaces
 
     if space is not None:
         spaces.drop_index(space)
@@ -199,10 +199,11 @@ def load_items(vectors, *, collection: str, tags: Callable[[int], list[str]] | N
 
 def load(space, vectors, *, collection: str, tags: Callable[[int], list[str]] | None = None,
          modality: Callable[[int], str] | None = None) -> Scratch:
-    """Store one item per vector (COPY) and its vector (the product's binary COPY, search.embedding.write_vectors)."""
+    """Store one item per vector (COPY) and its vector (the product's binary COPY,
+    search.ingest.item_vectors.write_vectors)."""
     from django.db import connection, transaction
 
-    from search.embedding import Vectors, write_vectors
+    from search.ingest.item_vectors import Vectors, write_vectors
 
     scratch = load_items(vectors, collection=collection, tags=tags, modality=modality)
     scratch.space = space
@@ -225,7 +226,7 @@ def build_index(space, *, workers: int, vectors: int) -> tuple[float, int, list[
     """
     from django.db import connection
 
-    from search import spaces
+    from search.storage import spaces
 
     spaces.drop_index(space)
     memory_mb = max(256, int(vectors * (space.dimension * 4 + 600) * 2 / 2**20) + 64)
@@ -323,7 +324,7 @@ def statement_kind(sql: str) -> str:
 def without_knobs(sql: str, params: list) -> tuple[str, list]:
     """The k-NN statement alone: the service sends its HNSW knobs in the same message (knn.search_params_prefix),
     and a benchmark sets its own."""
-    from search import knn
+    from search.storage import knn
 
     prefix, knobs = knn.search_params_prefix(ef_search=1)
     return (sql[len(prefix):], list(params)[len(knobs):]) if sql.startswith(prefix) else (sql, params)
@@ -333,7 +334,8 @@ def product_sql(space, vector, filters=None, *, limit: int = 10, exact: bool = F
     """Capture the k-NN statement of searching.vector_ranking (HNSW or exact) instead of restating it here."""
     from django.test.utils import override_settings
 
-    from search.searching import Filters, vector_ranking
+    from search.engine.rankers import vector_ranking
+    from search.engine.requests import Filters
 
     # SEARCH_EXACT_BELOW=0: take the path asked for, not the service's own choice for small filters.
     with override_settings(SEARCH_EXACT_BELOW=0):
@@ -346,7 +348,7 @@ def product_sql(space, vector, filters=None, *, limit: int = 10, exact: bool = F
 def precheck_sql(space, vector, filters) -> tuple[str, list] | None:
     """The row estimate vector_ranking asks the planner for first on a filtered query, to choose an
     exact scan for a selective filter."""
-    from search.searching import vector_ranking
+    from search.engine.rankers import vector_ranking
 
     statements = capture(lambda: vector_ranking(space, vector, filters, 10))
     counts = [(sql, params) for sql, params in statements if sql.startswith("EXPLAIN")]

@@ -38,7 +38,7 @@ def measure_dataset(dim: int, n: int, args) -> dict:
     import faiss
     import numpy as np
 
-    from search.searching import Filters
+    from search.engine.requests import Filters
 
     label = f"d{dim}-n{n}"
     print(f"[{label}] generating {n:,} vectors ...", flush=True)
@@ -166,7 +166,7 @@ def statement_breakdown(space, hnsw_sql, literals: list[str], ef: int, args) -> 
     query in turn so that load from elsewhere hits all alike; and the product's statement prepared once."""
     import statistics
 
-    from search import knn
+    from search.storage import knn
 
     pk = int(space.pk)
     order = f"ORDER BY {knn.distance_sql(space, 'e')} LIMIT {K}"

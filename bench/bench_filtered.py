@@ -64,7 +64,8 @@ def main() -> None:
     import numpy as np
     from django.conf import settings
 
-    from search.searching import Filters, vector_ranking
+    from search.engine.rankers import vector_ranking
+    from search.engine.requests import Filters
 
     ef_search, max_scan = settings.SEARCH_HNSW_EF_SEARCH, 20_000
     rng = np.random.default_rng(5)

@@ -123,10 +123,10 @@ def main() -> None:
 
     from encoders import synth
     from encoders.images import load_image
-    from search import spaces
-    from search.embedding import Vectors, write_vectors
-    from search.ingest import Ingester, IngestInput
+    from search.ingest.item_vectors import Vectors, write_vectors
+    from search.ingest.service import Ingester, IngestInput
     from search.models import Embedding, EmbeddingSpace, Item
+    from search.storage import spaces
 
     work = Path(tempfile.mkdtemp(prefix="bench-ingest-"))
     manifest = synth.write_dataset(work, n_images=args.images, n_audio=0, n_texts=0, seed=99)

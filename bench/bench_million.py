@@ -1,7 +1,7 @@
 """A million items through the product's own storage, measured in one run.
 
 1. Items and 512-d vectors go in the product's way for a bulk load: binary COPY of the items, binary COPY of the
-   vectors (search.embedding.write_vectors) inside spaces.bulk_load, which builds the space's HNSW index once
+   vectors (search.ingest.item_vectors.write_vectors) inside spaces.bulk_load, which builds the space's HNSW index once
    after the rows (against a sample inserted with the index live, to show which is faster at this size).
 2. Sizes (table, index), the server's memory and settings (the embedded server's own tuning for the machine).
 3. Searches through the service (searching.search, raw-vector queries): the smallest ef_search reaching
@@ -96,8 +96,9 @@ def size(sql: str) -> int:
 
 
 def service_client(queries, ef: int | None, filters=None):
-    from search.queries import QueryPart
-    from search.searching import SearchRequest, search
+    from search.engine.query_vectors import QueryPart
+    from search.engine.requests import SearchRequest
+    from search.engine.service import search
 
     def make():
         def ask(position: int):
@@ -143,9 +144,9 @@ def main() -> None:
     from django.conf import settings
     from django.db import connection, transaction
 
-    from search import spaces
-    from search.embedding import Vectors, write_vectors
-    from search.searching import Filters
+    from search.engine.requests import Filters
+    from search.ingest.item_vectors import Vectors, write_vectors
+    from search.storage import spaces
 
     print(f"generating {args.n:,} x {args.dim} ...", flush=True)
     base, queries = _vectors.clustered(args.n, args.dim, n_queries=args.queries, seed=11)
@@ -233,7 +234,8 @@ def main() -> None:
         "## A million items",
         "",
         f"Machine: {_django.machine()}; {_vectors.server_versions()}; the embedded server's tuning for this "
-        f"machine (search/embedded_db.py): " + ", ".join(f"{k} {v}" for k, v in server_settings.items()) + ".",
+        "machine (search/storage/embedded_server.py): "
+        + ", ".join(f"{k} {v}" for k, v in server_settings.items()) + ".",
         "",
         f"**{args.n:,} items** with one {args.dim}-d vector each (clustered synthetic unit vectors), stored at the "
         f"default half precision through the product's own path; {len(queries)} held-out raw-vector queries, "

@@ -10,7 +10,7 @@ and ef_construction). Each engine serves on the same 2 CPUs as the clients, one 
 ours     the product's storage: one image space, the items and vectors loaded by spaces.bulk_load (binary COPY,
          then the HNSW index) into a database of its own on the bench server (var/bench-pgdata), as
          bench_million does; POST /api/search/ {"parts": [{"vector": [...]}], "k": 10, "space": "peer"} to gunicorn
-         with `manage.py serve`'s configuration (search.gunicorn_conf, `--workers` workers x 4 threads: what
+         with `manage.py serve`'s configuration (search.runtime.gunicorn_conf, `--workers` workers x 4 threads: what
          bench_million measures its API with). ef_search is the server's SEARCH_HNSW_EF_SEARCH; the service never
          searches narrower than the candidates it ranks (SEARCH_RELEVANT_DEPTH, 100 by default).
 ours-k   the same, with SEARCH_RELEVANT_DEPTH = k + 1: the service asks the index for only the page it returns.
@@ -346,7 +346,7 @@ def load_ours(base) -> tuple[dict, dict, dict]:
     """The vectors into a fresh space through the product's storage; (row index by item id, seconds, bytes)."""
     from django.db import connection
 
-    from search import spaces
+    from search.storage import spaces
 
     space = spaces.register(SPACE)
     started = time.perf_counter()

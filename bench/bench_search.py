@@ -76,9 +76,11 @@ def main() -> None:
     from django.test import Client
 
     from encoders import synth
-    from search import searching, spaces
-    from search.queries import QueryPart, text_cache
-    from search.searching import SearchRequest, search
+    from search.engine import rankers
+    from search.engine.query_vectors import QueryPart, text_cache
+    from search.engine.requests import SearchRequest
+    from search.engine.service import search
+    from search.storage import spaces
 
     space_name = args.space or settings.SEARCH_DEFAULT_SPACE
     # The bench database outlives model changes; its copy of the space simply follows the configured model.
@@ -107,7 +109,7 @@ def main() -> None:
     vectors = encoder.encode_texts(texts)
 
     # What one search sends: every statement, and the k-NN ones with their parameters to replay bare.
-    searching.clear_centroids()
+    rankers.clear_centroids()
     search(SearchRequest(parts=[QueryPart(vector=vectors[0].tolist())], k=K))  # fills the centroid cache
     sent = _vectors.capture(lambda: search(SearchRequest(parts=[QueryPart(vector=vectors[0].tolist())], k=K)))
     first = _vectors.literal(vectors[0])
@@ -119,9 +121,9 @@ def main() -> None:
     # The centroid each modality is scored against is recomputed when its cache entry expires.
     centroid_ms = []
     for modality in sorted(space.modalities):
-        searching.clear_centroids()
+        rankers.clear_centroids()
         started = time.perf_counter()
-        searching.modality_centroid(space, modality)
+        rankers.modality_centroid(space, modality)
         centroid_ms.append((time.perf_counter() - started) * 1000)
 
     bare = _vectors.connect().cursor()
@@ -263,7 +265,7 @@ def main() -> None:
         print(f"wrote {_django.write_fragment('search.md', report, args.out)}")
     bare.connection.close()
     _vectors.drop_items(COLLECTION, space)
-    searching.clear_centroids()
+    rankers.clear_centroids()
 
 
 if __name__ == "__main__":

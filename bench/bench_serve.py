@@ -89,9 +89,10 @@ def main() -> None:
     from django.db import connection
 
     from encoders import synth
-    from search import spaces
-    from search.queries import QueryPart
-    from search.searching import SearchRequest, search
+    from search.engine.query_vectors import QueryPart
+    from search.engine.requests import SearchRequest
+    from search.engine.service import search
+    from search.storage import spaces
 
     name = settings.SEARCH_DEFAULT_SPACE
     space = spaces.register(name, allow_identity_change=True)

@@ -112,7 +112,7 @@ def main() -> None:
     import numpy as np
     from django.conf import settings
 
-    from search.searching import Filters
+    from search.engine.requests import Filters
 
     base, queries = _vectors.clustered(args.n, args.dim, n_queries=args.queries, seed=7)
     truth = _vectors.exact_neighbours(base, queries, K)
@@ -203,7 +203,7 @@ def main() -> None:
         "## Vector storage: half precision, inline",
         "",
         f"Machine: {_django.machine()}; {_vectors.server_versions()} (the embedded server's own tuning for this "
-        "machine, see search/embedded_db.py).",
+        "machine, see search/storage/embedded_server.py).",
         "",
         f"{args.n:,} clustered synthetic unit vectors of dimension {args.dim} ({len(queries)} held-out queries, "
         f"k = {K}, recall@10 against numpy's exact answer), stored three ways and queried with the statement "

@@ -59,7 +59,7 @@ def configure(spaces: dict[str, dict]) -> None:
     for name, entry in spaces.items():
         if not isinstance(entry, dict) or "ENCODER" not in entry:
             raise EncoderError(f"space {name!r} needs an 'ENCODER' dotted path")
-        unknown = set(entry) - {"ENCODER", "OPTIONS", "PRECISION"}  # PRECISION: storage, read by search.spaces
+        unknown = set(entry) - {"ENCODER", "OPTIONS", "PRECISION"}  # PRECISION: storage, read by search.storage.spaces
         if unknown:
             raise EncoderError(f"space {name!r} has unknown keys {sorted(unknown)}; use ENCODER, OPTIONS, PRECISION")
         if "modalities" in (entry.get("OPTIONS") or {}):

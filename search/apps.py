@@ -11,7 +11,8 @@ class SearchConfig(AppConfig):
         from django.db.models.signals import post_migrate
 
         import encoders
-        from search import checks, spaces
+        from search.runtime import checks
+        from search.storage import spaces
 
         connection_created.connect(checks.check_pgvector_on_connect)
         post_migrate.connect(spaces.sync_after_migrate, sender=self)

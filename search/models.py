@@ -2,8 +2,8 @@
 
 Every space shares one `Embedding` table. pgvector's HNSW index needs a fixed dimension,
 so each space gets its own partial expression index (`(vector::halfvec(dim)) WHERE
-space_id = ...`), built by search.spaces when the space is registered; queries cast the
-column the same way (search.knn) so the planner can use it. Vectors are half precision
+space_id = ...`), built by search.storage.spaces when the space is registered; queries cast the
+column the same way (search.storage.knn) so the planner can use it. Vectors are half precision
 unless the space asks for full precision (docs/scaling.md).
 """
 
@@ -14,6 +14,7 @@ from django.contrib.postgres.indexes import GinIndex
 from django.contrib.postgres.search import SearchVectorField
 from django.db import models
 from django.db.models import Q
+from django.utils.text import Truncator
 from pgvector.django import HalfVectorField, VectorField
 
 
@@ -52,6 +53,10 @@ def preview_path(item: "Item", filename: str) -> str:
     # A photo's thumbnail is a JPEG, a sound's waveform a PNG (search.media.previews); older thumbnails are PNGs.
     extension = filename.rsplit(".", 1)[-1].lower() if "." in filename else "png"
     return f"previews/{item.sha256[:2]}/{item.sha256}.{extension}"
+
+
+# Words of a text item's first line that name it where it has no title of its own.
+TITLE_WORDS = 8
 
 
 class ItemManager(models.Manager):
@@ -127,8 +132,17 @@ class Item(models.Model):
     def __str__(self) -> str:
         return self.title or f"{self.get_modality_display()} {self.sha256[:12]}"
 
+    @property
+    def display_title(self) -> str:
+        """A title people (and screen readers) can tell apart: a text item without one of its own is
+        called by its first words, not by a number."""
+        title = self.title.strip()
+        if self.modality == Modality.TEXT and (not title or title == self.text.strip()):
+            return Truncator(" ".join(self.text.split())).words(TITLE_WORDS) or str(self)
+        return str(self)
 
-# A space's HNSW index is this followed by the space's id (search.spaces builds it).
+
+# A space's HNSW index is this followed by the space's id (search.storage.spaces builds it).
 HNSW_INDEX_PREFIX = "embedding_hnsw_space_"
 
 
@@ -143,9 +157,9 @@ class EmbeddingSpace(models.Model):
     dimension = models.PositiveIntegerField()
     metric = models.CharField(max_length=16, choices=Metric.choices, default=Metric.COSINE)
     modalities = ArrayField(models.CharField(max_length=8, choices=Modality.choices))
-    # Storage and index precision; from the space's PRECISION setting (search.spaces converts on change).
+    # Storage and index precision; from the space's PRECISION setting (search.storage.spaces converts on change).
     precision = models.CharField(max_length=4, choices=Precision.choices, default=Precision.HALF)
-    # How raw cosine maps to a relevance in [0, 1] per query modality -> item modality (search.calibration).
+    # How raw cosine maps to a relevance in [0, 1] per query modality -> item modality (search.engine.calibration).
     calibration = models.JSONField(default=dict, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
@@ -168,7 +182,7 @@ class Embedding(models.Model):
     space = models.ForeignKey(EmbeddingSpace, on_delete=models.CASCADE, related_name="embeddings")
     # Dimension-free columns: each space's index casts to its own dimension. `vector` holds every
     # space's vectors at half precision; a full-precision space also keeps them in `vector_full`,
-    # which its index and searches use. Both are stored inline (STORAGE MAIN, see search.knn).
+    # which its index and searches use. Both are stored inline (STORAGE MAIN, see search.storage.knn).
     vector = HalfVector()
     vector_full = VectorField(null=True, blank=True)
     # Set for the windows of long audio (seconds) and the passages of long text (character offsets, end
@@ -182,7 +196,8 @@ class Embedding(models.Model):
     class Meta:
         indexes = [
             models.Index(fields=["space", "item"], name="embedding_space_item_idx"),
-            # "Does this space hold any passages?" answered from a tiny index (search.passages.has_passages).
+            # "Does this space hold any passages?" answered from a tiny index
+            # (search.storage.passage_rows.has_passages).
             models.Index(fields=["space"], condition=Q(passage=True), name="embedding_passage_space_idx"),
         ]
         constraints = [
@@ -207,7 +222,7 @@ class Embedding(models.Model):
         return f"{self.item_id}@{self.space_id}"
 
     def save(self, *args, **kwargs):
-        # bulk writes go through search.embedding.write_vectors, which fills both columns the same way
+        # bulk writes go through search.ingest.item_vectors.write_vectors, which fills both columns the same way
         if self.vector_full is None and self.space.precision == Precision.FULL:
             self.vector_full = self.vector
         super().save(*args, **kwargs)
@@ -223,6 +238,7 @@ class Job(models.Model):
     class Kind(models.TextChoices):
         INGEST = "ingest", "Batch upload"
         EMBED = "embed", "Embed (re-embed or backfill)"
+        EVALUATE = "evaluate", "Evaluate a space"
 
     class Status(models.TextChoices):
         QUEUED = "queued", "Queued"

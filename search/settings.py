@@ -1,7 +1,7 @@
 """Settings for the multimodal search product.
 
 Everything deployment-specific comes from the environment through the typed helpers in
-search/env.py. The defaults run a fresh checkout locally with nothing to configure: an
+search/runtime/env.py. The defaults run a fresh checkout locally with nothing to configure: an
 embedded PostgreSQL in var/pgdata, media in var/media, and the shipped demo model.
 """
 
@@ -11,7 +11,7 @@ from pathlib import Path
 
 from django.core.exceptions import ImproperlyConfigured
 
-from search.env import env_bool, env_float, env_int, env_list, env_str, parse_database_url
+from search.runtime.env import env_bool, env_float, env_int, env_list, env_str, parse_database_url
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(env_str("SEARCH_VAR_DIR", str(BASE_DIR / "var"))).resolve()
@@ -69,11 +69,11 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
-    # First, so the request id and the latency cover everything below (search/logs.py, search/metrics.py).
-    "search.logs.RequestIdMiddleware",
-    "search.metrics.MetricsMiddleware",
+    # First, so the request id and the latency cover everything below (search/runtime/logs.py and metrics.py).
+    "search.runtime.logs.RequestIdMiddleware",
+    "search.runtime.metrics.MetricsMiddleware",
     "django.middleware.security.SecurityMiddleware",
-    "search.middleware.RequestGuardMiddleware",
+    "search.runtime.guards.RequestGuardMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -81,9 +81,9 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
-    "search.middleware.ErrorMappingMiddleware",
-    # Innermost, so a failed replica under a read-only request is retried on the primary (search/replicas/).
-    "search.replicas.middleware.ReplicaRoutingMiddleware",
+    "search.runtime.guards.ErrorMappingMiddleware",
+    # Innermost, so a failed replica under a read-only request is retried on the primary (search/storage/replicas/).
+    "search.storage.replicas.middleware.ReplicaRoutingMiddleware",
 ]
 
 ROOT_URLCONF = "search.urls"
@@ -110,11 +110,11 @@ if DATABASE_URL:
     _default_db = parse_database_url(DATABASE_URL)
 else:
     _default_db = {
-        "ENGINE": "search.pgembedded",
+        "ENGINE": "search.storage.pgembedded",
         "NAME": env_str("SEARCH_DB_NAME", "search"),
         "USER": "postgres",
         "PGDATA": str(Path(env_str("SEARCH_PGDATA", str(VAR_DIR / "pgdata"))).resolve()),
-        # Server settings that override the ones search/embedded_db.py derives from the machine.
+        # Server settings that override the ones search/storage/embedded_server.py derives from the machine.
         "TUNING": {
             "shared_buffers": env_str("SEARCH_PG_SHARED_BUFFERS"),
             "effective_cache_size": env_str("SEARCH_PG_EFFECTIVE_CACHE_SIZE"),
@@ -145,7 +145,7 @@ DB_SERVER_PROCESSES = env_int("DJANGO_DB_SERVER_PROCESSES", 1, minimum=1)
 _default_db["CONN_HEALTH_CHECKS"] = True
 _default_db["TEST"] = {"NAME": "test_" + _default_db["NAME"]}
 DATABASES = {"default": _default_db}
-# Read replicas (search/replicas/): searches and page reads go to a streaming replica that answers and
+# Read replicas (search/storage/replicas/): searches and page reads go to a streaming replica that answers and
 # keeps up, writes and a client's reads just after it wrote go to the primary.
 DATABASE_REPLICA_URLS = env_list("DATABASE_REPLICA_URLS", [])
 SEARCH_REPLICAS = []
@@ -156,7 +156,7 @@ for _number, _url in enumerate(DATABASE_REPLICA_URLS, start=1):
     _replica.update(CONN_MAX_AGE=_default_db["CONN_MAX_AGE"], CONN_HEALTH_CHECKS=True, TEST={"MIRROR": "default"})
     DATABASES[f"replica{_number}"] = _replica
     SEARCH_REPLICAS.append(f"replica{_number}")
-DATABASE_ROUTERS = ["search.replicas.router.ReplicaRouter"]
+DATABASE_ROUTERS = ["search.storage.replicas.router.ReplicaRouter"]
 SEARCH_REPLICA_MAX_LAG = env_float("SEARCH_REPLICA_MAX_LAG", 5.0)  # seconds behind before the primary serves
 SEARCH_REPLICA_STICKY_SECONDS = env_float("SEARCH_REPLICA_STICKY_SECONDS", 10.0)  # read-your-writes window
 SEARCH_REPLICA_CHECK_SECONDS = env_float("SEARCH_REPLICA_CHECK_SECONDS", 2.0)  # how often lag is checked
@@ -297,9 +297,9 @@ LOG_JSON = env_bool("DJANGO_LOG_JSON", PRODUCTION)
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "filters": {"request_id": {"()": "search.logs.RequestIdFilter"}},
+    "filters": {"request_id": {"()": "search.runtime.logs.RequestIdFilter"}},
     "formatters": {
-        "json": {"()": "search.logs.JsonFormatter"},
+        "json": {"()": "search.runtime.logs.JsonFormatter"},
         "plain": {"format": "%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s"},
     },
     "handlers": {"console": {"class": "logging.StreamHandler", "filters": ["request_id"],
@@ -310,7 +310,7 @@ LOGGING = {
                 "search.jobs": {"level": "INFO"}},
 }
 
-# Background jobs (search/jobs.py, search/tasks.py). A worker killed without a goodbye (kill -9, a lost
+# Background jobs (search/jobs/runner.py, search/tasks.py). A worker killed without a goodbye (kill -9, a lost
 # machine) stops its heartbeat; after SEARCH_JOB_STALLED_SECONDS its running jobs are retried.
 SEARCH_JOB_HEARTBEAT_SECONDS = env_float("SEARCH_JOB_HEARTBEAT_SECONDS", 10.0)
 SEARCH_JOB_STALLED_SECONDS = env_float("SEARCH_JOB_STALLED_SECONDS", 30.0)
@@ -355,7 +355,7 @@ SEARCH_INGEST_BATCH_SIZE = env_int("SEARCH_INGEST_BATCH_SIZE", 32, minimum=1)
 DATA_UPLOAD_MAX_MEMORY_SIZE = max(2 * 1024 * 1024, 6 * SEARCH_MAX_TEXT_CHARS + 64 * 1024)
 FILE_UPLOAD_MAX_MEMORY_SIZE = 2 * 1024 * 1024
 FILE_UPLOAD_HANDLERS = [
-    "search.uploads.LimitedUploadHandler",
+    "search.runtime.upload_limits.LimitedUploadHandler",
     "django.core.files.uploadhandler.MemoryFileUploadHandler",
     "django.core.files.uploadhandler.TemporaryFileUploadHandler",
 ]
@@ -367,7 +367,7 @@ SEARCH_MAX_QUERY_PARTS = env_int("SEARCH_MAX_QUERY_PARTS", 8, minimum=1)
 SEARCH_MAX_QUERY_CHARS = env_int("SEARCH_MAX_QUERY_CHARS", 1000, minimum=1)
 # Below this many matching rows a filtered query is answered exactly (cheaper, and never short).
 SEARCH_EXACT_BELOW = env_int("SEARCH_EXACT_BELOW", 5000, minimum=0)
-# Results below this calibrated relevance (search.calibration; 0.5: as likely relevant as not) are left out
+# Results below this calibrated relevance (search.engine.calibration; 0.5: as likely relevant as not) are left out
 # unless a client asks for them; the relevant set is sought among this many nearest candidates, and
 # among SEARCH_MAX_RELEVANT when it is sorted by a field or counted into facets.
 SEARCH_MIN_RELEVANCE = env_float("SEARCH_MIN_RELEVANCE", 0.5)

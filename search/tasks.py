@@ -1,6 +1,6 @@
 """The background tasks, found by procrastinate's Django integration (it imports each app's `tasks`).
 
-Tasks are thin: the work is in search/jobs.py, which tests call directly.
+Tasks are thin: the work is in search/jobs/runner/runner.py, which tests call directly.
 """
 
 import logging
@@ -9,20 +9,17 @@ from django.conf import settings
 from procrastinate import RetryStrategy
 from procrastinate.contrib.django import app
 
-from search import jobs
+from search.jobs import runner
+from search.jobs.queue import MAX_ATTEMPTS, QUEUE, TASK_NAME
 
 logger = logging.getLogger("search.jobs")
 
-QUEUE = "jobs"
-# Five tries over about a minute (2 s, 4 s, 8 s, 16 s apart): long enough for a database restart.
-MAX_ATTEMPTS = 5
 
-
-@app.task(name="search.run_job", queue=QUEUE, pass_context=True,
+@app.task(name=TASK_NAME, queue=QUEUE, pass_context=True,
           retry=RetryStrategy(max_attempts=MAX_ATTEMPTS, exponential_wait=2))
 def run_job(context, job_id: int) -> None:
     # procrastinate counts attempts from 0; MAX_ATTEMPTS - 1 retries follow the first try.
-    jobs.run(job_id, final_attempt=context.job.attempts + 1 >= MAX_ATTEMPTS)
+    runner.run(job_id, final_attempt=context.job.attempts + 1 >= MAX_ATTEMPTS)
 
 
 async def retry_stalled_jobs(job_manager) -> int:

@@ -9,8 +9,8 @@ from rest_framework.exceptions import NotAuthenticated
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_handler
 
+from search.engine.query_vectors import QueryError
 from search.media import MediaRejected, MediaTooLarge
-from search.queries import QueryError
 
 MAX_ENTRIES = 10  # per list or object of errors
 MAX_MESSAGE = 500  # characters per message

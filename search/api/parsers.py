@@ -1,10 +1,10 @@
-"""The API's JSON parser: bounded in size, depth and content (see search.jsoninput)."""
+"""The API's JSON parser: bounded in size, depth and content (see search.runtime.json_input)."""
 
 from django.conf import settings
 from rest_framework import parsers
 from rest_framework.exceptions import ParseError
 
-from search import jsoninput
+from search.runtime import json_input
 
 
 class RequestBodyTooLarge(ParseError):
@@ -25,8 +25,8 @@ class JSONParser(parsers.JSONParser):
             raise RequestBodyTooLarge(f"the JSON body is larger than {limit:,} bytes")
         encoding = (parser_context or {}).get("encoding", settings.DEFAULT_CHARSET)
         try:
-            return jsoninput.loads(raw.decode(encoding))
+            return json_input.loads(raw.decode(encoding))
         except UnicodeDecodeError:
             raise ParseError(f"JSON parse error - the body is not valid {encoding}") from None
-        except jsoninput.UntrustedJSONError as exc:
+        except json_input.UntrustedJSONError as exc:
             raise ParseError(f"JSON parse error - {exc}") from None

@@ -1,7 +1,7 @@
 from django.conf import settings
 from rest_framework import permissions
 
-from search import access
+from search.engine import access
 
 
 class ReadPublicWriteAuthenticated(permissions.BasePermission):
@@ -22,7 +22,7 @@ class ReadPublicWriteAuthenticated(permissions.BasePermission):
         return request.auth is not None or user.is_staff
 
     def has_object_permission(self, request, view, obj):
-        # The same rule as the admin's and the pages' (search.access), by model permission, not is_staff.
+        # The same rule as the admin's and the pages' (search.engine.access), by model permission, not is_staff.
         if request.method in permissions.SAFE_METHODS:
             return access.can_view(request.user, obj)
         if request.method == "DELETE":

@@ -7,12 +7,15 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers, status
 from rest_framework.exceptions import APIException
 
-from search import access, jsoninput, revise
-from search.ingest import clean_tags
-from search.media import MediaRejected, clean_text, describe_all
+from search.engine import access
+from search.engine.requests import FACETS, MODES, SORTS
+from search.ingest import revise
+from search.ingest.prepare import clean_text, describe_all
+from search.ingest.service import clean_tags
+from search.media import MediaRejected
 from search.media import formats as media_formats
 from search.models import EmbeddingSpace, Item, Modality
-from search.searching import FACETS, MODES, SORTS
+from search.runtime import json_input
 
 
 class Conflict(APIException):
@@ -84,15 +87,15 @@ class JSONObjectField(serializers.JSONField):
             if len(data) > 20_000:
                 raise serializers.ValidationError("is larger than 20,000 characters of JSON")
             try:
-                data = jsoninput.loads(data)
-            except jsoninput.UntrustedJSONError as exc:
+                data = json_input.loads(data)
+            except json_input.UntrustedJSONError as exc:
                 raise serializers.ValidationError(f"must be a JSON object: {exc}") from None
         if not isinstance(data, dict):
             raise serializers.ValidationError("must be a JSON object")
         try:
             # Bodies are checked by the parser already; a dict from elsewhere (a form) is checked here.
-            jsoninput.check(data)
-        except jsoninput.UntrustedJSONError as exc:
+            json_input.check(data)
+        except json_input.UntrustedJSONError as exc:
             raise serializers.ValidationError(str(exc)) from None
         encoded = json.dumps(data)
         if len(encoded) > 20_000:
@@ -140,7 +143,7 @@ class ItemSerializer(serializers.ModelSerializer):
 
     def validate_text(self, value):
         if self.instance is not None and self.instance.modality == Modality.TEXT:
-            # The body of a text item: its hash and vectors follow it (search.revise), in update().
+            # The body of a text item: its hash and vectors follow it (search.ingest.revise), in update().
             try:
                 return clean_text(value, what="text")
             except MediaRejected as exc:

@@ -7,7 +7,6 @@ from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from search import access, spaces
 from search.api.parsers import JSONParser
 from search.api.serializers import (
     ItemCreateSerializer,
@@ -17,10 +16,14 @@ from search.api.serializers import (
     SearchParamsSerializer,
     SpaceSerializer,
 )
-from search.ingest import Ingester, IngestInput
+from search.engine import access
+from search.engine.query_vectors import QueryPart
+from search.engine.requests import Filters, SearchRequest
+from search.engine.service import search
+from search.engine.similar import more_like_this
+from search.ingest.service import Ingester, IngestInput
 from search.models import EmbeddingSpace, Item
-from search.queries import QueryPart
-from search.searching import Filters, SearchRequest, more_like_this, search
+from search.storage import spaces
 
 
 def _filters(params: dict) -> Filters:

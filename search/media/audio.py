@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 from django.conf import settings
 
-from encoders.audio.frontend import AudioTooLarge
+from encoders.audio.frontend import AudioTooLarge, decode_audio, probe_audio
 from encoders.base import AudioDecodeError
 from search.media.errors import CorruptMedia, MediaTooLarge, UnsupportedMediaType
 from search.media.formats import BY_MIME
@@ -60,17 +60,14 @@ def decode(data: bytes, mime: str, limits: AudioLimits, *, what: str = "") -> De
     fmt = BY_MIME[mime]
     if fmt.decoder == "pyav":
         return _decode_pyav(data, fmt.demuxer, limits, what)
-    # Looked up on the package, where tests replace them to prove a refusal came from the header alone.
-    from search import media
-
     try:
-        info = media.probe_audio(data)
+        info = probe_audio(data)
     except AudioDecodeError as exc:
         raise CorruptMedia(f"the audio cannot be read: {exc}") from None
     check_header(info.samplerate, info.channels, info.duration, limits, what)
     try:
         # One second past the cap is decoded: a header that lies about its length is caught below.
-        waveform, rate = media.decode_audio(
+        waveform, rate = decode_audio(
             data, max_seconds=limits.seconds + 1, max_samples=limits.samples, max_channels=limits.channels,
             max_rate=limits.output_rate,
         )

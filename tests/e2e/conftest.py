@@ -14,8 +14,8 @@ import pytest
 from django.core.management import call_command
 
 from encoders import synth
-from search import spaces
 from search.models import Embedding, EmbeddingSpace, Item
+from search.storage import spaces
 
 # Playwright's sync API runs an event loop in this thread; the test's own ORM calls are still synchronous.
 os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")

@@ -9,8 +9,9 @@ import numpy as np
 import pytest
 from playwright.sync_api import expect
 
-from search import projection, spaces
+from search.engine import map_layout
 from search.models import Item
+from search.storage import spaces
 from tests.e2e.conftest import DEMO_COUNTS
 from tests.e2e.helpers import PHONE, shoot
 
@@ -38,7 +39,7 @@ def test_the_map_is_laid_out_by_umap_and_keeps_kinds_together(page, demo, output
     expect(page.locator("#map-status")).to_contain_text("UMAP")
     data = page.request.get("/map/data/").json()
     assert data["method"] == "umap" and not data["pending"]
-    pca = projection.compute(spaces.registered_spaces()[0])
+    pca = map_layout.compute(spaces.registered_spaces()[0])
     tags = {item.pk: set(item.tags) for item in Item.objects.all()}
     umap_alike = neighbours_alike(data["x"], data["y"], [tags[i] for i in data["id"]])
     pca_alike = neighbours_alike([p.x for p in pca.points], [p.y for p in pca.points],

@@ -5,7 +5,7 @@ import pytest
 from playwright.sync_api import expect
 
 from encoders.synth_documents import long_documents
-from search.ingest import Ingester, IngestInput
+from search.ingest.service import Ingester, IngestInput
 from tests.e2e.helpers import PHONE, shoot
 
 pytestmark = pytest.mark.e2e

@@ -7,7 +7,7 @@ import pytest
 from playwright.sync_api import Error as PlaywrightError
 from playwright.sync_api import expect
 
-from search import views
+from search.web import pages
 from tests.e2e.helpers import PHONE, result_items, shoot, wait_for_results
 
 pytestmark = pytest.mark.e2e
@@ -54,7 +54,7 @@ def test_text_results_have_a_real_title(page, demo, settings):
 
 
 def test_infinite_scroll_ends_at_the_cap_and_says_so(page, demo, output_dir, monkeypatch, settings):
-    monkeypatch.setattr(views, "SCROLL_MAX_RESULTS", 48)
+    monkeypatch.setattr(pages, "SCROLL_MAX_RESULTS", 48)
     settings.SEARCH_MIN_RELEVANCE = 0.0  # every item counts as relevant: only the cap can end the list
     page.goto("/?q=a+shape")
     wait_for_results(page)

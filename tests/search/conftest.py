@@ -1,7 +1,7 @@
 import pytest
 
 import encoders
-from search.searching import clear_centroids
+from search.engine.rankers import clear_centroids
 
 
 @pytest.fixture(autouse=True)

@@ -10,10 +10,12 @@ from django.contrib.auth.models import User
 from django.contrib.messages import get_messages
 from django.core.files.uploadedfile import SimpleUploadedFile
 
-from search.ingest import Ingester, IngestInput
+from search.engine.query_vectors import QueryPart
+from search.engine.requests import Filters, SearchRequest
+from search.engine.service import search
+from search.ingest.service import Ingester, IngestInput
+from search.jobs import runner, submit
 from search.models import Embedding, EmbeddingSpace, Item
-from search.queries import QueryPart
-from search.searching import Filters, SearchRequest, search
 from tests.search.helpers import png_bytes, truncated, wav_bytes
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("fake_spaces")]
@@ -237,21 +239,21 @@ def test_spaces_list_counts_and_backfills(curator, items):
 
 def run_queued_job(response):
     """Re-embeds and backfills are queued as jobs; run the one the message names, as a worker would."""
-    from search import jobs
+    pass
     from search.models import Job
 
     [message] = [m for m in messages_of(response) if m.startswith("Queued as")]
     job = Job.objects.get(pk=int(message.split("job ", 1)[1].split(":")[0].split("<")[0]))
-    jobs.run(job.pk)
+    runner.run(job.pk)
     job.refresh_from_db()
     return job
 
 
 def test_a_queued_job_can_be_cancelled_from_the_jobs_page(curator, items):
-    from search import jobs
+    pass
     from search.models import Job
 
-    job = jobs.submit_embed(["fake"])
+    job = submit.submit_embed(["fake"])
     response = curator.post("/admin/search/job/", {"action": "cancel_jobs", "_selected_action": [job.pk]}, follow=True)
     assert any("Cancelling 1 job(s)" in m for m in messages_of(response))
     assert Job.objects.get(pk=job.pk).status == "cancelled"
@@ -269,10 +271,10 @@ def test_deleting_items_removes_their_files(curator, items, settings):
 def test_spaces_admin_shows_the_latest_evaluation(settings, tmp_path, admin_client):
     import json
 
-    from search import spaces as space_registry
+    from search.storage import spaces
 
     settings.VAR_DIR = tmp_path
-    space = space_registry.register(settings.SEARCH_DEFAULT_SPACE)
+    space = spaces.register(settings.SEARCH_DEFAULT_SPACE)
     listing = admin_client.get("/admin/search/embeddingspace/")
     assert b"none yet" in listing.content
     (tmp_path / "evaluations").mkdir()
@@ -292,14 +294,14 @@ def test_spaces_admin_shows_the_latest_evaluation(settings, tmp_path, admin_clie
 
 def test_vectors_are_never_hand_edited_in_the_admin(curator, items):
     # No embedding admin at all (an "Add embedding" form used to end in a 500); the item form shows them.
-    assert curator.get("/admin/search/embedding/add/").status_code == 404
-    assert curator.post("/admin/search/embedding/add/", {"vector": "[1,2]"}).status_code == 404
-    assert "/admin/search/embedding/" not in curator.get("/admin/").content.decode()
+    assert curator.get("/admin/search/ingest/item_vectors/add/").status_code == 404
+    assert curator.post("/admin/search/ingest/item_vectors/add/", {"vector": "[1,2]"}).status_code == 404
+    assert "/admin/search/ingest/item_vectors/" not in curator.get("/admin/").content.decode()
     assert "Vectors" in curator.get(f"/admin/search/item/{items.red.pk}/change/").content.decode()
 
 
 def test_the_item_list_searches_through_the_search_service(curator, items, monkeypatch):
-    from search import admin as search_admin
+    from search.admin import item_admin as search_admin
 
     calls = []
     original = search_admin.search
@@ -345,18 +347,41 @@ def test_near_duplicates_are_reviewed_and_hidden_in_bulk(curator, items):
     assert Item.objects.get(pk=items.twin.pk).hidden
 
 
-def test_a_button_runs_the_evaluation(curator, items, monkeypatch):
-    from search import evaluations
+def test_a_button_queues_the_evaluation_as_a_job_and_shows_how_it_ended(curator, items, monkeypatch):
+    from django.core.management.base import CommandError
 
-    started = []
-    monkeypatch.setattr(evaluations, "start", lambda name: started.append(name) or True)
+    from search.models import Job
+
     space = EmbeddingSpace.objects.get(name="fake")
     page = curator.get(f"/admin/search/embeddingspace/{space.pk}/change/").content.decode()
     assert "Run the evaluation" in page
     assert curator.get(f"/admin/search/embeddingspace/{space.pk}/evaluate/").status_code == 302  # GET starts nothing
-    assert started == []
+    assert not Job.objects.filter(kind=Job.Kind.EVALUATE).exists()
     response = curator.post(f"/admin/search/embeddingspace/{space.pk}/evaluate/", follow=True)
-    assert started == ["fake"] and "the evaluation is running" in " ".join(messages_of(response))
+    [job] = Job.objects.filter(kind=Job.Kind.EVALUATE)
+    assert job.params == {"space": "fake"} and "the evaluation is queued as" in " ".join(messages_of(response))
+    # A second press while it waits queues nothing more, in any process (the state is in the database).
+    response = curator.post(f"/admin/search/embeddingspace/{space.pk}/evaluate/", follow=True)
+    assert Job.objects.filter(kind=Job.Kind.EVALUATE).count() == 1
+    assert "already running" in " ".join(messages_of(response))
+    assert "queued at" in curator.get(f"/admin/search/embeddingspace/{space.pk}/change/").content.decode()
+
+    # The worker runs `manage.py evaluate` for the space; a failure is shown, not retried, and not lost.
+    ran = []
+
+    def failing(name, **options):
+        ran.append((name, options["space"]))
+        raise CommandError("golden set not found")
+
+    monkeypatch.setattr(runner, "call_command", failing)
+    runner.run(job.pk, final_attempt=False)
+    job.refresh_from_db()
+    assert ran == [("evaluate", "fake")] and job.status == Job.Status.FAILED
+    page = curator.get(f"/admin/search/embeddingspace/{space.pk}/change/").content.decode()
+    assert "the last run failed: CommandError: golden set not found" in page
+    # Once it ended, the button queues a new run.
+    curator.post(f"/admin/search/embeddingspace/{space.pk}/evaluate/", follow=True)
+    assert Job.objects.filter(kind=Job.Kind.EVALUATE, finished_at__isnull=True).count() == 1
 
 
 def test_the_admin_is_branded_as_the_product(curator):

@@ -266,9 +266,10 @@ def test_search_answers_are_written_exactly_as_their_declared_fields_would_write
     from rest_framework.test import APIRequestFactory
 
     from search.api.serializers import SearchHitSerializer, SearchPageSerializer
-    from search.passages import Passage
-    from search.queries import QueryPart
-    from search.searching import SearchRequest, search
+    from search.engine.passage_matches import Passage
+    from search.engine.query_vectors import QueryPart
+    from search.engine.requests import SearchRequest
+    from search.engine.service import search
 
     _, token = alice
     create_text(token, "a red circle on a white field", tags=["shapes", "red"], collection="demo")

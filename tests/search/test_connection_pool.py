@@ -12,7 +12,7 @@ import pytest
 from django.conf import settings
 from django.db import connection
 
-from search.ingest import Ingester, IngestInput
+from search.ingest.service import Ingester, IngestInput
 
 CLIENTS = 150  # more than PostgreSQL's default max_connections (100)
 REQUESTS_EACH = 4

@@ -3,7 +3,7 @@
 import pytest
 from django.db import connection
 
-from search.checks import pgvector_problem
+from search.runtime.checks import pgvector_problem
 from tests.conftest import run_manage
 
 pytestmark = pytest.mark.django_db

@@ -150,7 +150,7 @@ def test_the_ingest_command_and_the_admin_take_documents(tmp_path, settings):
 
 
 def test_a_list_of_items_carries_the_start_of_each_long_text(client):
-    from search.ingest import Ingester, IngestInput
+    from search.ingest.service import Ingester, IngestInput
 
     long = Ingester().ingest(IngestInput(text=FILLER * 40)).item
     body = client.get("/api/items/", {"modality": "text"}).json()

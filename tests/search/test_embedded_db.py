@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from search import embedded_db
+from search.storage import embedded_server
 from tests.conftest import ROOT
 
 # Each child opens a connection, runs a query, optionally lingers, then exits.
@@ -35,7 +35,7 @@ def private_db(tmp_path):
         "PYTHONPATH": str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""),
     }
     yield env, tmp_path / "var" / "pgdata"
-    embedded_db.stop(tmp_path / "var" / "pgdata")
+    embedded_server.stop(tmp_path / "var" / "pgdata")
 
 
 def child(env, linger: float):
@@ -63,10 +63,10 @@ def test_processes_share_the_server_and_the_last_one_out_stops_it(private_db):
     short_lived = child(env, linger=0)
     assert short_lived.wait(60) == 0, short_lived.stderr.read()
     # The short process left, but the long one still holds the server.
-    assert embedded_db.status(pgdata)["running"]
+    assert embedded_server.status(pgdata)["running"]
     assert long_lived.wait(60) == 0, long_lived.stderr.read()
     assert "still connected" in long_lived.stdout.read()
-    assert not embedded_db.status(pgdata)["running"]
+    assert not embedded_server.status(pgdata)["running"]
 
 
 def test_a_killed_process_does_not_keep_the_server_up_forever(private_db):
@@ -75,7 +75,7 @@ def test_a_killed_process_does_not_keep_the_server_up_forever(private_db):
     wait_for_line(victim, "connected")
     victim.send_signal(signal.SIGKILL)
     victim.wait(10)
-    assert embedded_db.status(pgdata)["running"]
+    assert embedded_server.status(pgdata)["running"]
     follower = child(env, linger=0)
     assert follower.wait(60) == 0, follower.stderr.read()
-    assert not embedded_db.status(pgdata)["running"]
+    assert not embedded_server.status(pgdata)["running"]

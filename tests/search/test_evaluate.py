@@ -11,8 +11,8 @@ import pytest
 from django.core.management import call_command
 from django.core.management.base import CommandError
 
-from search import evaluation
-from search.evaluation import (
+from search.engine import evaluation
+from search.engine.evaluation import (
     GoldenError,
     ann_recall_at_k,
     latest_evaluation,
@@ -22,8 +22,8 @@ from search.evaluation import (
     reciprocal_rank,
     save_evaluation,
 )
-from search.ingest import Ingester, IngestInput
-from search.media import text_sha256
+from search.ingest.prepare import text_sha256
+from search.ingest.service import Ingester, IngestInput
 from search.models import Item
 from tests.conftest import ROOT
 from tests.search.helpers import png_bytes, wav_bytes
@@ -324,7 +324,7 @@ def test_make_golden_builds_the_demo_set_from_labels(tmp_path):
 @pytest.mark.slow
 @pytest.mark.django_db
 def test_the_demo_model_ranks_the_demo_golden_set_well(settings, tmp_path):
-    from search import spaces
+    from search.storage import spaces
 
     spaces.get_encoder("demo").warmup()  # WeightsNotFound until encoders/weights/ holds the demo model
     settings.VAR_DIR = tmp_path / "var"

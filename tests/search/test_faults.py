@@ -16,11 +16,12 @@ from django.contrib.auth.models import User
 from django.db import connection, transaction
 from rest_framework.authtoken.models import Token
 
-from search import spaces
-from search.ingest import Ingester, IngestInput
+from search.engine.query_vectors import QueryPart
+from search.engine.requests import SearchRequest
+from search.engine.service import search
+from search.ingest.service import Ingester, IngestInput
 from search.models import Embedding, Item
-from search.queries import QueryPart
-from search.searching import SearchRequest, search
+from search.storage import spaces
 from tests.conftest import ROOT, run_manage
 from tests.search.conftest import FAKE_SPACES
 from tests.search.helpers import png_bytes

@@ -15,7 +15,7 @@ from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
 from search.api import serializers as api_serializers
-from search.ingest import Ingester, IngestInput
+from search.ingest.service import Ingester, IngestInput
 from search.models import Item
 from tests.search.helpers import png_bytes
 from tests.search.users import CURATOR_PERMS, make_user

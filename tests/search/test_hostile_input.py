@@ -13,8 +13,10 @@ from PIL import Image
 from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
-from search.ingest import Ingester, IngestInput
-from search.media import MediaRejected, prepare_media
+from search.ingest.prepare import prepare_media
+from search.ingest.service import Ingester, IngestInput
+from search.media import MediaRejected
+from search.media import audio as media_audio
 from search.models import Item
 from tests.search.helpers import png_bytes, wav_bytes
 
@@ -50,12 +52,12 @@ def test_a_decompression_bomb_is_refused_before_decoding(settings):
 
 
 def test_long_or_high_rate_audio_is_refused_from_its_header_before_decoding(settings, monkeypatch):
-    from search import media
+    pass
 
     def no_decoding(*args, **kwargs):
         raise AssertionError("decoded audio that the header alone should have refused")
 
-    monkeypatch.setattr(media, "decode_audio", no_decoding)
+    monkeypatch.setattr(media_audio, "decode_audio", no_decoding)
     settings.SEARCH_MAX_AUDIO_SECONDS = 60
     with pytest.raises(MediaRejected, match="lasts 90.0 s; the limit is 60 s"):
         prepare_media(wav_bytes(seconds=90, sr=8000))

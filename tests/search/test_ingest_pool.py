@@ -2,7 +2,7 @@
 
 import pytest
 
-from search.ingest import Ingester, IngestInput
+from search.ingest.service import Ingester, IngestInput
 from search.models import Item
 from tests.search.documents_gen import image_pdf, text_pdf
 from tests.search.helpers import png_bytes, truncated, wav_bytes
@@ -87,15 +87,17 @@ def test_files_named_by_path_are_read_by_the_workers_with_the_same_outcomes(sett
 
 
 def test_a_file_that_changes_between_hashing_and_decoding_is_refused(tmp_path, settings):
-    from search.media import PreparedMedia, UnreadableFile, worker
+    from search.ingest import decode_pool
+    from search.ingest.prepare import PreparedMedia
+    from search.media import UnreadableFile
 
     path = tmp_path / "photo.png"
     path.write_bytes(png_bytes(seed=1))
-    digest, stamp = worker.digest_file(str(path))
-    assert isinstance(worker.decode_file(str(path), digest, stamp, path.name), PreparedMedia)
+    digest, stamp = decode_pool.digest_file(str(path))
+    assert isinstance(decode_pool.decode_file(str(path), digest, stamp, path.name), PreparedMedia)
     path.write_bytes(png_bytes(seed=2, size=(40, 40)))
-    refused = worker.decode_file(str(path), digest, stamp, path.name)
+    refused = decode_pool.decode_file(str(path), digest, stamp, path.name)
     assert isinstance(refused, UnreadableFile) and "changed" in str(refused)
     settings.SEARCH_MAX_UPLOAD_BYTES = 10
-    assert worker.digest_file(str(path)).code == "too_large"
-    assert worker.digest_file(str(tmp_path)).code == "unreadable"  # a folder
+    assert decode_pool.digest_file(str(path)).code == "too_large"
+    assert decode_pool.digest_file(str(tmp_path)).code == "unreadable"  # a folder

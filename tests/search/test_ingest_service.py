@@ -7,8 +7,8 @@ import pytest
 from django.conf import settings
 from PIL import Image
 
-from search import embedding, ingest
-from search.ingest import Ingester, IngestInput
+from search.ingest import item_vectors, service
+from search.ingest.service import Ingester, IngestInput
 from search.media import CorruptMedia, EmptyContent, MediaRejected, MediaTooLarge, UnsupportedMediaType
 from search.models import Embedding, Item
 from tests.search.helpers import jpeg_with_gps, png_bytes, truncated, wav_bytes
@@ -122,7 +122,7 @@ def test_a_crash_between_file_write_and_commit_leaves_no_file_and_no_row(monkeyp
     def explode(*args, **kwargs):
         raise RuntimeError("disk on fire")
 
-    monkeypatch.setattr(ingest, "write_vectors", explode)
+    monkeypatch.setattr(service, "write_vectors", explode)
     with pytest.raises(RuntimeError, match="disk on fire"):
         Ingester().ingest(IngestInput(data=png_bytes(seed=7)))
     assert Item.objects.count() == 0
@@ -134,28 +134,28 @@ def test_orphan_files_from_a_killed_run_are_swept():
     orphan.parent.mkdir(parents=True)
     orphan.write_bytes(b"left behind")
     kept = Ingester().ingest(IngestInput(data=png_bytes(seed=8))).item
-    removed = ingest.sweep_orphan_files()
+    removed = service.sweep_orphan_files()
     assert removed == ["items/ab/" + "ab" * 32 + ".png"]
     assert Path(kept.media.path).exists() and Path(kept.preview.path).exists()
 
 
 def test_an_encoder_failure_keeps_the_item_as_failed_and_it_can_be_retried(monkeypatch):
-    real = embedding._encode
+    real = item_vectors._encode
 
     def flaky(encoder, modality, contents):
         if any("poison" in c for c in contents):
             raise ValueError("encoder blew up")
         return real(encoder, modality, contents)
 
-    monkeypatch.setattr(embedding, "_encode", flaky)
+    monkeypatch.setattr(item_vectors, "_encode", flaky)
     outcomes = Ingester().ingest_many([IngestInput(text="fine"), IngestInput(text="poison pill")])
     good, bad = (o.item for o in outcomes)
     assert good.embedding_status == "done" and good.embeddings.count() == 1
     assert bad.embedding_status == "failed" and "encoder blew up" in bad.embedding_error
     assert bad.embeddings.count() == 0
 
-    monkeypatch.setattr(embedding, "_encode", real)
-    from search.backfill import embed_space
+    monkeypatch.setattr(item_vectors, "_encode", real)
+    from search.ingest.backfill import embed_space
 
     counts = embed_space("fake", missing_only=True)
     bad.refresh_from_db()

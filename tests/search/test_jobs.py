@@ -1,6 +1,6 @@
 """Bulk work as background jobs: the batch API, job status, cancelling, resuming and retrying.
 
-The worker's loop is procrastinate's; these tests run the job the task runs (search.jobs.run) in
+The worker's loop is procrastinate's; these tests run the job the task runs (search.jobs.runner.run) in
 this process, against the real database. test_production_stack.py runs real workers.
 """
 
@@ -9,7 +9,7 @@ from django.core.cache import cache
 from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
-from search import jobs
+from search.jobs import runner, submit
 from search.models import Embedding, EmbeddingStatus, Item, Job, JobInput
 from tests.search.helpers import png_bytes
 from tests.search.users import make_user
@@ -58,7 +58,7 @@ def test_a_json_batch_is_accepted_with_202_and_each_text_is_stored_once(alice):
     assert (job["status"], job["total"], job["processed"]) == ("queued", 3, 0)
     assert queued_tasks(job["id"]) == 1  # deferred in the same transaction as the job row
 
-    jobs.run(job["id"])  # what the worker's task does
+    runner.run(job["id"])  # what the worker's task does
 
     done = client.get(job["url"]).json()
     assert (done["status"], done["processed"], done["succeeded"], done["failed"]) == ("done", 3, 3, 0)
@@ -80,7 +80,7 @@ def test_a_multipart_batch_of_files_is_embedded_by_the_real_model(alice):
         "file": [SimpleUploadedFile(name, data) for name, data in files], "tags": "batch,demo",
     }, format="multipart")
     assert response.status_code == 202, response.content
-    jobs.run(response.json()["id"])
+    runner.run(response.json()["id"])
     job = client_for(token).get(response.json()["url"]).json()
     assert (job["status"], job["succeeded"], job["failed"]) == ("done", 2, 1)
     outcomes = {entry["name"]: entry for entry in job["inputs"]}
@@ -122,7 +122,7 @@ def test_a_cancelled_job_stores_nothing(alice):
                                     format="json").json()
     cancelled = client_for(alice[1]).post(f"/api/jobs/{job['id']}/cancel/").json()
     assert cancelled["status"] == "cancelled"
-    jobs.run(job["id"])
+    runner.run(job["id"])
     assert Job.objects.get(pk=job["id"]).status == "cancelled"
     assert not Item.objects.exists()
 
@@ -132,14 +132,14 @@ def test_a_stopping_worker_leaves_the_job_queued_and_the_next_run_finishes_it_wi
     settings.SEARCH_JOB_CHUNK = 2
     texts = [{"text": f"note {n}"} for n in range(5)]
     job_id = client_for(alice[1]).post("/api/items/batch/", {"items": texts}, format="json").json()["id"]
-    jobs.STOPPING.set()
+    runner.STOPPING.set()
     try:
-        jobs.run(job_id)  # the worker got SIGTERM: nothing more than the first chunk check runs
+        runner.run(job_id)  # the worker got SIGTERM: nothing more than the first chunk check runs
     finally:
-        jobs.STOPPING.clear()
+        runner.STOPPING.clear()
     job = Job.objects.get(pk=job_id)
     assert job.status == "queued" and queued_tasks(job_id) == 2  # the original task and the re-deferred one
-    jobs.run(job_id)
+    runner.run(job_id)
     job.refresh_from_db()
     assert (job.status, job.processed, job.succeeded) == ("done", 5, 5)
     assert Item.objects.filter(text__startswith="note ").count() == 5
@@ -147,20 +147,20 @@ def test_a_stopping_worker_leaves_the_job_queued_and_the_next_run_finishes_it_wi
 
 @pytest.mark.usefixtures("fake_spaces")
 def test_a_failing_attempt_is_retried_and_the_last_one_marks_the_job_failed(alice, monkeypatch):
-    from search import metrics
+    from search.runtime import metrics
 
     job_id = client_for(alice[1]).post("/api/items/batch/", {"items": [{"text": "x"}]}, format="json").json()["id"]
 
     def broken(*args, **kwargs):
         raise OSError("disk full")
 
-    monkeypatch.setattr(jobs.Ingester, "ingest_many", broken)
+    monkeypatch.setattr(runner.Ingester, "ingest_many", broken)
     with pytest.raises(OSError):
-        jobs.run(job_id, final_attempt=False)  # raised again: the queue retries with backoff
+        runner.run(job_id, final_attempt=False)  # raised again: the queue retries with backoff
     job = Job.objects.get(pk=job_id)
     assert job.status == "queued" and "disk full" in job.error
     before = metrics.JOB_FAILURES.labels(kind="ingest")._value.get()
-    jobs.run(job_id, final_attempt=True)
+    runner.run(job_id, final_attempt=True)
     job.refresh_from_db()
     assert (job.status, job.attempts) == ("failed", 2) and "disk full" in job.error
     assert metrics.JOB_FAILURES.labels(kind="ingest")._value.get() == before + 1
@@ -170,9 +170,9 @@ def test_a_failing_attempt_is_retried_and_the_last_one_marks_the_job_failed(alic
 def test_a_re_embed_job_computes_the_vectors_again(alice):
     user, token = alice
     created = [client_for(token).post("/api/items/", {"text": f"t{n}"}, format="json").json()["id"] for n in range(3)]
-    job = jobs.submit_embed(["fake"], item_ids=created[:2], owner_id=user.pk)
+    job = submit.submit_embed(["fake"], item_ids=created[:2], owner_id=user.pk)
     assert Embedding.objects.filter(item_id__in=created[:2]).count() == 0  # dropped when submitted
-    jobs.run(job.pk)
+    runner.run(job.pk)
     job.refresh_from_db()
     assert (job.status, job.total, job.processed, job.succeeded) == ("done", 2, 2, 2)
     assert Embedding.objects.filter(item_id__in=created, segment_start__isnull=True).count() == 3

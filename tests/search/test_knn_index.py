@@ -4,8 +4,9 @@ import numpy as np
 import pytest
 from django.db import connection, transaction
 
-from search import knn, spaces
+from search.engine import rankers
 from search.models import Embedding, EmbeddingSpace, Item
+from search.storage import knn, spaces
 
 pytestmark = pytest.mark.django_db
 
@@ -110,8 +111,8 @@ def test_search_knobs_sent_with_a_query_hold_for_it_and_end_with_it():
 def test_a_search_over_passages_uses_the_space_index_too():
     """Passages of long texts are in the space's index (its predicate: item vectors or passages), so ranking
     texts by their best passage is an index scan, not a scan of every vector."""
-    from search import searching
-    from search.searching import Filters
+    pass
+    from search.engine.requests import Filters
 
     space = make_space()
     vectors = fill(space, 10_000)
@@ -121,7 +122,7 @@ def test_a_search_over_passages_uses_the_space_index_too():
                   passage=True) for i in range(1, 40))
     with connection.cursor() as cursor:
         cursor.execute("ANALYZE search_embedding")
-    searching.clear_centroids()
+    rankers.clear_centroids()
     statements = []
 
     def capture(execute, sql, params, many, context):
@@ -129,7 +130,7 @@ def test_a_search_over_passages_uses_the_space_index_too():
         return execute(sql, params, many, context)
 
     with connection.execute_wrapper(capture):
-        ranking, exact = searching.vector_ranking(space, vectors[7], Filters(), 10)
+        ranking, exact = rankers.vector_ranking(space, vectors[7], Filters(), 10)
     assert not exact and ranking[0][0] in (first.pk, Item.objects.get(title="t7").pk)
     sql, params = next((sql, params) for sql, params in statements if "nearest" in sql)
     assert "passage" in sql

@@ -16,7 +16,8 @@ from PIL import Image
 from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
-from search.media import FORMATS, MediaRejected, describe, prepare_media, sniff, thumbnail_jpeg
+from search.ingest.prepare import prepare_media
+from search.media import FORMATS, MediaRejected, describe, sniff, thumbnail_jpeg
 from search.media.images import flatten
 from tests.search.media_corpus import SIZE, WHITE, camera_jpeg, corpus, jpeg_with_orientation, png_with_transparency
 

@@ -18,8 +18,9 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
-from search import media
-from search.media import MediaTooLarge, prepare_media
+from search.ingest.prepare import prepare_media
+from search.media import MediaTooLarge
+from search.media import audio as media_audio
 from tests.search.helpers import wav_bytes
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -51,7 +52,7 @@ def no_decoding(monkeypatch):
     def refuse(*args, **kwargs):
         raise AssertionError("decoded audio that the header alone should have refused")
 
-    monkeypatch.setattr(media, "decode_audio", refuse)
+    monkeypatch.setattr(media_audio, "decode_audio", refuse)
 
 
 @pytest.mark.usefixtures("no_decoding")
@@ -146,8 +147,9 @@ PROBE = textwrap.dedent("""
     import json, os, sys, time
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "search.settings")
     import django; django.setup()
-    from search import spaces
-    from search.media import MediaRejected, prepare_media, thumbnail_jpeg, waveform_png
+    from search.storage import spaces
+    from search.media import MediaRejected, thumbnail_jpeg, waveform_png
+    from search.ingest.prepare import prepare_media
     def status(key):
         for line in open("/proc/self/status"):
             if line.startswith(key): return int(line.split()[1]) * 1024

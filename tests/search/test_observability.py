@@ -7,7 +7,7 @@ import pytest
 from django.core.cache import cache
 from django.test import Client
 
-from search import warmup
+from search.runtime import warmup
 
 pytestmark = pytest.mark.django_db
 
@@ -93,7 +93,7 @@ def test_every_response_carries_a_request_id_and_a_sane_one_from_the_proxy_is_ke
 
 
 def test_production_logs_are_json_lines_with_the_request_id(caplog):
-    from search.logs import JsonFormatter, RequestIdFilter
+    from search.runtime.logs import JsonFormatter, RequestIdFilter
 
     records = []
 

@@ -11,11 +11,12 @@ from rest_framework.test import APIClient
 
 from encoders.passages import sentence_spans, split_passages
 from encoders.synth_documents import long_documents
-from search.ingest import Ingester, IngestInput
+from search.engine.query_vectors import QueryPart
+from search.engine.requests import Filters, SearchRequest
+from search.engine.service import search
+from search.ingest.service import Ingester, IngestInput
 from search.media import MediaTooLarge
 from search.models import Embedding
-from search.queries import QueryPart
-from search.searching import Filters, SearchRequest, search
 from tests.search.users import make_user
 
 

@@ -19,7 +19,7 @@ import pytest
 from django.db import connection
 from rest_framework.authtoken.models import Token
 
-from search import jobs
+from search.jobs import submit
 from search.models import Item, Job, JobInput
 from tests.conftest import ROOT
 from tests.search.users import make_user
@@ -150,7 +150,7 @@ def _start_worker(tmp_path) -> subprocess.Popen:
 def test_a_job_whose_worker_is_killed_with_9_finishes_on_restart_with_no_item_lost_or_duplicated(tmp_path):
     marker = uuid.uuid4().hex[:8]
     texts = [f"kill test {marker} {n}" for n in range(300)]
-    job = jobs.submit_ingest([{"text": text} for text in texts], owner_id=None)
+    job = submit.submit_ingest([{"text": text} for text in texts], owner_id=None)
     first = _start_worker(tmp_path)
     try:
         deadline = time.monotonic() + 120

@@ -5,11 +5,12 @@ import pytest
 from django.core.cache import cache
 from rest_framework.test import APIClient
 
-from search import calibration
-from search.ingest import Ingester, IngestInput
+from search.engine import calibration
+from search.engine.query_vectors import QueryPart
+from search.engine.requests import Filters, SearchRequest
+from search.engine.service import search
+from search.ingest.service import Ingester, IngestInput
 from search.models import EmbeddingSpace
-from search.queries import QueryPart
-from search.searching import Filters, SearchRequest, search
 from tests.search.helpers import png_bytes
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("fake_spaces")]

@@ -15,12 +15,14 @@ from django.db.utils import load_backend
 from django.http import HttpResponse
 from django.test import RequestFactory
 
-from search import replicas, spaces
+from search.engine.query_vectors import QueryPart
+from search.engine.requests import SearchRequest
+from search.engine.service import search
 from search.models import Embedding, Item
-from search.queries import QueryPart
-from search.replicas import embedded, health
-from search.replicas.middleware import COOKIE, ReplicaRoutingMiddleware
-from search.searching import SearchRequest, search
+from search.storage import replicas, spaces
+from search.storage.replicas import embedded
+from search.storage.replicas import replica_health as health
+from search.storage.replicas.middleware import COOKIE, ReplicaRoutingMiddleware
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("fake_spaces")]
 ALIAS = "replica_test"
@@ -245,7 +247,7 @@ def test_a_replica_that_is_down_is_left_out(same_server):
 
 
 def test_migrations_and_writes_go_to_the_primary():
-    from search.replicas.router import ReplicaRouter
+    from search.storage.replicas.router import ReplicaRouter
 
     router = ReplicaRouter()
     assert router.db_for_write(Item) == DEFAULT_DB_ALIAS

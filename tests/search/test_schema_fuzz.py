@@ -9,7 +9,7 @@ import pytest
 from django.contrib.auth.models import User
 from rest_framework.authtoken.models import Token
 
-from search.ingest import Ingester, IngestInput
+from search.ingest.service import Ingester, IngestInput
 
 
 @pytest.mark.slow

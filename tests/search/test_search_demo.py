@@ -7,9 +7,11 @@ import pytest
 from django.core.management import call_command
 
 from encoders import synth
+from search.engine.query_vectors import QueryPart
+from search.engine.requests import Filters, SearchRequest
+from search.engine.service import search
+from search.engine.similar import more_like_this
 from search.models import Item
-from search.queries import QueryPart
-from search.searching import Filters, SearchRequest, more_like_this, search
 
 pytestmark = pytest.mark.django_db
 
@@ -132,7 +134,7 @@ def test_hnsw_recall_at_10_against_exact_on_demo_data(world, settings):
 
 
 def test_the_cutoff_keeps_on_topic_images_and_ranks_an_unrelated_query_lower(world, settings):
-    from search import calibration
+    from search.engine import calibration
     from search.models import EmbeddingSpace
 
     settings.SEARCH_MIN_RELEVANCE = 0.5

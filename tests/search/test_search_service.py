@@ -6,10 +6,12 @@ import numpy as np
 import pytest
 from django.db import connection
 
-from search import spaces
+from search.engine.query_vectors import QueryError, QueryPart, text_cache
+from search.engine.requests import Filters, SearchRequest
+from search.engine.service import search
+from search.engine.similar import more_like_this, near_duplicates
 from search.models import Embedding, Item
-from search.queries import QueryError, QueryPart, text_cache
-from search.searching import Filters, SearchRequest, more_like_this, near_duplicates, search
+from search.storage import spaces
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("fake_spaces")]
 DIM = 32
@@ -147,14 +149,15 @@ def test_an_item_deleted_while_a_search_runs_drops_out_instead_of_failing(monkey
     # The race the soak test met once in CI: an item ranked, then deleted before its text was read.
     near = put("near", unit((0, 1), (1, 0.1)), modality="text", text="the near one")
     put("mid", unit((0, 1), (1, 1)), modality="text", text="the middle one")
-    import search.searching as searching
-    original = searching._relevances
+    from search.engine import service
+
+    original = service.relevances
 
     def deleting(*args, **kwargs):
         Item.objects.filter(pk=near.pk).delete()
         return original(*args, **kwargs)
 
-    monkeypatch.setattr(searching, "_relevances", deleting)
+    monkeypatch.setattr(service, "relevances", deleting)
     page = vsearch(unit((0, 1)))
     assert titles(page) == ["mid"]
     assert page.hits[0].passage.text == "the middle one"

@@ -3,7 +3,7 @@
 import pytest
 from django.core.exceptions import ImproperlyConfigured
 
-from search.env import env_bool, env_int, env_list, parse_database_url
+from search.runtime.env import env_bool, env_int, env_list, parse_database_url
 from tests.conftest import run_manage
 
 

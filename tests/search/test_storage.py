@@ -14,11 +14,13 @@ from django.db import connection
 from django.db.migrations.executor import MigrationExecutor
 
 import encoders
-from search import embedded_db, knn, spaces
-from search.embedding import Vectors, write_vectors
+from search.engine.query_vectors import QueryPart
+from search.engine.rankers import vector_ranking
+from search.engine.requests import Filters, SearchRequest
+from search.engine.service import search
+from search.ingest.item_vectors import Vectors, write_vectors
 from search.models import Embedding, EmbeddingSpace, Item, Precision
-from search.queries import QueryPart
-from search.searching import Filters, SearchRequest, search, vector_ranking
+from search.storage import embedded_server, knn, spaces
 from tests.conftest import ROOT
 
 pytestmark = pytest.mark.django_db
@@ -172,12 +174,13 @@ def test_the_migration_converts_existing_spaces():
 
 
 def test_server_settings_follow_the_machine_and_the_overrides():
-    derived = embedded_db.server_settings(memory=24 * 2**30, cores=2)
+    derived = embedded_server.server_settings(memory=24 * 2**30, cores=2)
     assert derived["shared_buffers"] == "6144MB" and derived["effective_cache_size"] == "18432MB"
     assert derived["maintenance_work_mem"] == "3072MB" and derived["max_parallel_maintenance_workers"] == "1"
-    small = embedded_db.server_settings(memory=512 * 2**20, cores=1)
+    small = embedded_server.server_settings(memory=512 * 2**20, cores=1)
     assert small["shared_buffers"] == "128MB" and small["max_parallel_maintenance_workers"] == "0"
-    assert embedded_db.server_settings({"shared_buffers": "1GB", "maintenance_work_mem": ""})["shared_buffers"] == "1GB"
+    tuned = embedded_server.server_settings({"shared_buffers": "1GB", "maintenance_work_mem": ""})
+    assert tuned["shared_buffers"] == "1GB"
 
 
 @pytest.mark.slow
@@ -197,10 +200,10 @@ def test_a_fresh_embedded_server_runs_with_the_tuning():
         out = subprocess.run([sys.executable, "-c", code], env=env, cwd=ROOT, capture_output=True, text=True,
                              timeout=120, check=True).stdout
     finally:
-        embedded_db.stop(tmp_path / "var" / "pgdata")
+        embedded_server.stop(tmp_path / "var" / "pgdata")
         shutil.rmtree(tmp_path, ignore_errors=True)
     shown = dict(line.split(" ", 1) for line in out.strip().splitlines())
     assert shown["maintenance_work_mem"] == "200MB"
-    derived = embedded_db.server_settings()
+    derived = embedded_server.server_settings()
     assert shown["shared_buffers"] == derived["shared_buffers"]
     assert shown["max_parallel_maintenance_workers"] == derived["max_parallel_maintenance_workers"]

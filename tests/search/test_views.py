@@ -10,10 +10,11 @@ import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.test import Client
 
-from search import projection
-from search.forms import PAGE_SIZE
-from search.ingest import Ingester, IngestInput
+from search.engine import map_layout
+from search.ingest.service import Ingester, IngestInput
 from search.models import Embedding, Item
+from search.web import pages
+from search.web.search_form import PAGE_SIZE
 from tests.search.helpers import png_bytes, wav_bytes
 from tests.search.users import make_user
 
@@ -242,8 +243,8 @@ def test_the_map_draws_every_visible_item_and_follows_changes(client, items):
 
 def test_the_map_is_computed_once_until_items_change(client, items, monkeypatch):
     calls = []
-    original = projection.compute
-    monkeypatch.setattr(projection, "compute", lambda space: calls.append(space) or original(space))
+    original = map_layout.compute
+    monkeypatch.setattr(map_layout, "compute", lambda space: calls.append(space) or original(space))
     client.get("/map/")
     map_data(client)
     assert len(calls) == 1
@@ -264,7 +265,7 @@ def test_the_map_is_laid_out_by_umap_and_keeps_neighbours_together():
     rng = np.random.default_rng(1)
     centres = rng.standard_normal((3, 16)) * 4
     vectors = np.vstack([centre + rng.standard_normal((15, 16)) * 0.3 for centre in centres])
-    coords = projection.neighbourhood_axes(vectors)
+    coords = map_layout.neighbourhood_axes(vectors)
     assert coords.shape == (45, 2) and coords.min() >= 0 and coords.max() <= 1
     # Each point's nearest point on the map is from its own cluster.
     distances = ((coords[:, None] - coords[None]) ** 2).sum(-1)
@@ -275,17 +276,17 @@ def test_the_map_is_laid_out_by_umap_and_keeps_neighbours_together():
 def test_principal_axes_are_scaled_and_stable():
     rng = np.random.default_rng(0)
     vectors = rng.standard_normal((50, 8)) * np.array([5, 2, 1, 1, 1, 1, 1, 1])
-    coords, explained = projection.principal_axes(vectors)
+    coords, explained = map_layout.principal_axes(vectors)
     assert coords.shape == (50, 2) and coords.min() == 0 and coords.max() == 1
     assert explained[0] > explained[1] > 0
     # One more item must not mirror the map (an SVD's signs are otherwise arbitrary).
-    grown, _ = projection.principal_axes(np.vstack([vectors, rng.standard_normal((1, 8))]))
+    grown, _ = map_layout.principal_axes(np.vstack([vectors, rng.standard_normal((1, 8))]))
     for axis in (0, 1):
         assert np.corrcoef(coords[:, axis], grown[:50, axis])[0, 1] > 0.95
-        again, _ = projection.principal_axes(np.vstack([-vectors[:1], vectors]))
+        again, _ = map_layout.principal_axes(np.vstack([-vectors[:1], vectors]))
         assert np.corrcoef(coords[:, axis], again[1:, axis])[0, 1] > 0.95
-    assert projection.principal_axes(vectors[:1])[0].tolist() == [[0.5, 0.5]]
-    assert projection.principal_axes(np.zeros((0, 8)))[0].shape == (0, 2)
+    assert map_layout.principal_axes(vectors[:1])[0].tolist() == [[0.5, 0.5]]
+    assert map_layout.principal_axes(np.zeros((0, 8)))[0].shape == (0, 2)
 
 
 def test_media_answers_byte_ranges_so_players_can_seek(client, items):
@@ -307,9 +308,9 @@ def test_scores_are_shown_between_0_and_100_percent(client, items):
 
 
 def test_a_list_ends_at_the_cap_and_says_so(client, monkeypatch):
-    from search import views
+    pass
 
-    monkeypatch.setattr(views, "SCROLL_MAX_RESULTS", PAGE_SIZE)
+    monkeypatch.setattr(pages, "SCROLL_MAX_RESULTS", PAGE_SIZE)
     Ingester().ingest_many([IngestInput(text=f"note number {i}") for i in range(PAGE_SIZE + 3)])
     html = client.get("/", {"q": "note"}).content.decode()
     assert 'rel="next"' not in html and f"That is the {PAGE_SIZE} closest results" in html

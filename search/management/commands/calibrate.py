@@ -3,11 +3,11 @@ from pathlib import Path
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
-from search import calibration
-from search.evaluation import GoldenError, evaluate, golden_scores, load_golden, long_texts
+from search.engine import calibration
+from search.engine.evaluation import GoldenError, evaluate, golden_scores, load_golden, long_texts
+from search.engine.query_vectors import QueryError
+from search.engine.service import resolve_space
 from search.models import Modality
-from search.queries import QueryError
-from search.searching import resolve_space
 
 DEFAULT_GOLDEN = Path(settings.BASE_DIR) / "fixtures" / "golden" / "demo.jsonl"
 

@@ -3,7 +3,7 @@ from pathlib import Path
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
-from search import embedded_db
+from search.storage import embedded_server
 
 
 class Command(BaseCommand):
@@ -18,16 +18,16 @@ class Command(BaseCommand):
             raise CommandError("DATABASE_URL points at an external PostgreSQL; there is no embedded server to manage")
         pgdata = Path(db["PGDATA"])
         if action == "status":
-            state = embedded_db.status(pgdata)
+            state = embedded_server.status(pgdata)
             word = "running" if state["running"] else "stopped"
             self.stdout.write(f"{word}: {state['pgdata']}" + (f" (pid {state['pid']})" if state["running"] else ""))
         elif action == "start":
             # A handle kept by a short-lived command would stop the server at exit; detach it.
-            server = embedded_db.get_server(pgdata, db.get("TUNING"))
+            server = embedded_server.get_server(pgdata, db.get("TUNING"))
             server.cleanup_mode = None
             self.stdout.write(f"running: {server.get_uri(database=db['NAME'])}")
         elif action == "url":
-            self.stdout.write(embedded_db.get_server(pgdata, db.get("TUNING")).get_uri(database=db["NAME"]))
+            self.stdout.write(embedded_server.get_server(pgdata, db.get("TUNING")).get_uri(database=db["NAME"]))
         else:
-            stopped = embedded_db.stop(pgdata)
+            stopped = embedded_server.stop(pgdata)
             self.stdout.write("stopped" if stopped else "was not running")

@@ -4,8 +4,9 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 from tqdm import tqdm
 
-from search import jobs, spaces
-from search.backfill import embed_space, items_to_embed
+from search.ingest.backfill import embed_space, items_to_embed
+from search.jobs import submit
+from search.storage import spaces
 
 
 class Command(BaseCommand):
@@ -39,7 +40,7 @@ class Command(BaseCommand):
         if background and modality:
             raise CommandError("--modality runs in the foreground only")
         if background:
-            job = jobs.submit_embed([name], missing_only=missing_only or reset, reset=reset)
+            job = submit.submit_embed([name], missing_only=missing_only or reset, reset=reset)
             self.stdout.write(f"queued as job {job.pk}: see /api/jobs/{job.pk}/ or the admin's Jobs page")
             return
         total = items_to_embed(row, missing_only=missing_only or reset, modalities=modality).count()

@@ -5,7 +5,7 @@ from pathlib import Path
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
-from search.evaluation import (
+from search.engine.evaluation import (
     GoldenError,
     evaluate,
     format_table,
@@ -14,7 +14,7 @@ from search.evaluation import (
     make_demo_golden,
     save_evaluation,
 )
-from search.queries import QueryError
+from search.engine.query_vectors import QueryError
 
 DEFAULT_GOLDEN = Path(settings.BASE_DIR) / "fixtures" / "golden" / "demo.jsonl"
 DEFAULT_OOD = Path(settings.BASE_DIR) / "fixtures" / "golden" / "out_of_domain.jsonl"

@@ -18,7 +18,7 @@ from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError
 from django.db import connection
 
-from search.env import env_int, env_str
+from search.runtime.env import env_int, env_str
 
 MANAGE = str(Path(settings.BASE_DIR) / "manage.py")
 
@@ -42,7 +42,7 @@ class Command(BaseCommand):
         env["DJANGO_DB_SERVER_PROCESSES"] = str((1 if dev else web_workers) + job_workers)
         env["SEARCH_WEB_WORKERS"] = str(web_workers)
         if not dev:
-            # Every process writes its metrics here and /metrics sums them (search/metrics.py).
+            # Every process writes its metrics here and /metrics sums them (search/runtime/metrics.py).
             metrics_dir = Path(settings.VAR_DIR) / "prometheus"
             shutil.rmtree(metrics_dir, ignore_errors=True)
             metrics_dir.mkdir(parents=True)
@@ -54,7 +54,7 @@ class Command(BaseCommand):
         if dev:
             web_cmd = [sys.executable, MANAGE, "runserver", bind]
         else:
-            web_cmd = [sys.executable, "-m", "gunicorn", "--config", "python:search.gunicorn_conf",
+            web_cmd = [sys.executable, "-m", "gunicorn", "--config", "python:search.runtime.gunicorn_conf",
                        "--bind", bind, "--workers", str(web_workers), "search.wsgi:application"]
         stopping = False
 

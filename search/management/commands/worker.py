@@ -9,9 +9,10 @@ from django.core.management.base import BaseCommand
 from django.db import close_old_connections, connection
 from procrastinate.contrib.django import app
 
-from search import jobs
-from search.tasks import QUEUE, retry_stalled_jobs
-from search.warmup import warm_up
+from search.jobs import runner
+from search.jobs.queue import QUEUE
+from search.runtime.warmup import warm_up
+from search.tasks import retry_stalled_jobs
 
 logger = logging.getLogger("search.jobs")
 
@@ -41,9 +42,9 @@ class Command(BaseCommand):
             loop = asyncio.get_running_loop()
 
             def stop(signum):
-                # The running job stops after its current chunk and is queued again (search/jobs.py).
+                # The running job stops after its current chunk and is queued again (search/jobs/runner.py).
                 logger.info("worker %s: %s received, stopping", name, signal.Signals(signum).name)
-                jobs.STOPPING.set()
+                runner.STOPPING.set()
                 worker.stop()
 
             for signum in (signal.SIGINT, signal.SIGTERM):

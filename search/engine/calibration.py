@@ -1,0 +1,280 @@
+"""Relevance you can compare: raw cosine similarity -> a calibrated relevance in [0, 1].
+
+Raw cosine means different things for different pairs of modalities (CLIP's modality gap: any text
+is closer to any text than to the image it describes) and for different spaces. So each space keeps,
+for every query modality -> item modality pair, the distribution of similarities between *unrelated*
+pairs, sampled from its own data (random items of the query's modality against random items of the
+target's). A similarity is first expressed as how many of those standard deviations it stands above
+the unrelated mean (z); a logistic on z, fitted on a golden set's relevant pairs against hard
+negatives (the non-relevant items that rank highest for the same queries), gives the probability
+that the item is relevant. The same two logistic numbers serve every pair: z makes pairs comparable.
+
+The calibration is stored on the space (`EmbeddingSpace.calibration`), shown in the admin, refitted by
+`manage.py calibrate` (and after `loaddemo`), and its unrelated-pair statistics are refreshed from the
+data when the number of items of a modality drifts by more than a quarter since the fit.
+"""
+
+import math
+import time
+from dataclasses import dataclass
+from statistics import NormalDist
+
+import numpy as np
+from django.db import connection
+from django.utils import timezone
+
+from search.models import EmbeddingSpace, Modality
+from search.storage import knn
+
+# Without a golden set: "relevant" means 2.5 standard deviations above unrelated pairs (the logistic's
+# midpoint; the demo space's golden fit put it at 2.3) and the probability rises from 0.12 to 0.88 over
+# one standard deviation either side of it.
+DEFAULT_SLOPE = 2.0
+DEFAULT_MIDPOINT = 2.5
+# A text matched by its best passage, judged on its corrected z (z_score), before any fit: the demo
+# space's fit on generated long documents (search.engine.evaluation.long_texts) put it at -2.9 (-1.2 for the
+# first demo model), because the best of many passages that truly match stands out less than one
+# caption that does, and everyday prose spreads the unrelated passages' similarities wide.
+DEFAULT_PASSAGE_MIDPOINT = -2.8
+QUERY_SAMPLE = 256
+TARGET_SAMPLE = 2048
+DRIFT = 0.25
+PASSAGE = "passage"  # the target of a text's passages in `pairs`
+_NORMAL = NormalDist()
+_counts_cache: dict[int, tuple[float, dict]] = {}
+
+
+@dataclass(frozen=True)
+class PairStats:
+    mean: float
+    std: float
+    n: int
+
+
+def _sample_vectors(space: EmbeddingSpace, modality: str, n: int, seed: float) -> np.ndarray:
+    """Up to n random whole-item vectors of one modality (hidden items excluded)."""
+    counts = modality_counts(space, refresh=True)
+    total = counts.get(modality, 0)
+    if total == 0:
+        return np.zeros((0, space.dimension))
+    fraction = min(1.0, 2.0 * n / total)
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT setseed(%s)", [seed])
+        cursor.execute(
+            "SELECT e.vector::text FROM search_embedding e JOIN search_item i ON i.id = e.item_id"
+            " WHERE e.space_id = %s AND e.segment_start IS NULL AND i.modality = %s AND NOT i.hidden"
+            " AND random() < %s LIMIT %s",
+            [int(space.pk), modality, fraction, n],
+        )
+        rows = [row[0] for row in cursor.fetchall()]
+    if not rows:
+        return np.zeros((0, space.dimension))
+    return np.array([knn.parse_vector(text) for text in rows])
+
+
+def modality_counts(space: EmbeddingSpace, *, refresh: bool = False) -> dict[str, int]:
+    cached = _counts_cache.get(space.pk)
+    if cached is not None and not refresh and time.monotonic() - cached[0] < 60:
+        return cached[1]
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT i.modality, count(*) FROM search_embedding e JOIN search_item i ON i.id = e.item_id"
+            " WHERE e.space_id = %s AND e.segment_start IS NULL AND NOT i.hidden GROUP BY i.modality",
+            [int(space.pk)],
+        )
+        counts = dict(cursor.fetchall())
+    _counts_cache[space.pk] = (time.monotonic(), counts)
+    return counts
+
+
+def _sample_passages(space: EmbeddingSpace, n: int, seed: float) -> np.ndarray:
+    """Up to n random passage vectors of long texts."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT setseed(%s)", [seed])
+        cursor.execute(
+            "SELECT e.vector::text FROM search_embedding e JOIN search_item i ON i.id = e.item_id"
+            " WHERE e.space_id = %s AND e.passage AND NOT i.hidden ORDER BY random() LIMIT %s",
+            [int(space.pk), n],
+        )
+        rows = [row[0] for row in cursor.fetchall()]
+    return np.array([knn.parse_vector(text) for text in rows]) if rows \
+        else np.zeros((0, space.dimension))
+
+
+def unrelated_stats(space: EmbeddingSpace, seed: float = 0.42) -> dict[str, dict]:
+    """Mean and spread of the similarity of unrelated pairs, for every pair of modalities with data; and,
+    where texts have passages, of a query against one passage (`<modality>->passage`)."""
+    modalities = [m for m in Modality.values if m in space.modalities]
+    samples = {m: _sample_vectors(space, m, TARGET_SAMPLE, seed) for m in modalities}
+    if Modality.TEXT in modalities:
+        samples[PASSAGE] = _sample_passages(space, TARGET_SAMPLE, seed)
+    pairs = {}
+    for query_modality in modalities:
+        queries = samples[query_modality][:QUERY_SAMPLE]
+        for target_modality in [*modalities, *([PASSAGE] if PASSAGE in samples else [])]:
+            targets = samples[target_modality]
+            if len(queries) < 2 or len(targets) < 2:
+                continue
+            sims = queries @ targets.T
+            if query_modality == target_modality:
+                # An item against itself is not an unrelated pair.
+                n = min(len(queries), len(targets))
+                sims[np.arange(n), np.arange(n)] = np.nan
+            values = sims[np.isfinite(sims)]
+            pairs[f"{query_modality}->{target_modality}"] = {
+                "mean": float(values.mean()), "std": float(max(values.std(), 1e-3)), "n": int(values.size),
+            }
+    return pairs
+
+
+def fit_logistic(z: np.ndarray, labels: np.ndarray, slopes: np.ndarray | None = None) -> tuple[float, float]:
+    """Slope and midpoint of P(relevant | z) = sigmoid(slope * (z - midpoint)) maximising the likelihood, with
+    both classes weighted equally (the cutoff must not depend on how many negatives were sampled).
+
+    A grid search rather than Newton's method: with well-separated classes the likelihood has no finite
+    optimum, and a grid keeps the answer finite and the slope sensible.
+    """
+    z = np.asarray(z, dtype=np.float64)
+    labels = np.asarray(labels, dtype=np.float64)
+    weights = np.where(labels == 1, 0.5 / max(labels.sum(), 1), 0.5 / max((1 - labels).sum(), 1))
+    slopes = np.geomspace(0.25, 8.0, 32) if slopes is None else slopes
+    midpoints = np.linspace(*np.quantile(z, [0.01, 0.99]), 200)
+    best = (-np.inf, DEFAULT_SLOPE, DEFAULT_MIDPOINT)
+    for slope in slopes:
+        logits = slope * (z[None, :] - midpoints[:, None])
+        # log(sigmoid(x)) and log(1 - sigmoid(x)) without overflow.
+        likelihood = ((labels * -np.logaddexp(0.0, -logits) + (1 - labels) * -np.logaddexp(0.0, logits))
+                      * weights).sum(axis=-1)
+        j = int(np.argmax(likelihood))
+        if likelihood[j] > best[0]:
+            best = (float(likelihood[j]), float(slope), float(midpoints[j]))
+    return best[1], best[2]
+
+
+def calibrate(space: EmbeddingSpace, golden: list[tuple[str, np.ndarray, list[tuple]]] | None = None,
+              *, save: bool = True, extra_pairs: dict | None = None) -> dict:
+    """Fit and (by default) store the space's calibration.
+
+    `golden`: for each golden query, its modality, its vector, and (item modality, similarity, relevant?[,
+    passages]) for the items it ranks highest, relevant ones included. `extra_pairs`: unrelated-pair
+    statistics measured elsewhere, for pairs the space's own data lacks (the passages of the long-text
+    probe, search.engine.evaluation.long_texts, whose documents are rolled back).
+    """
+    pairs = unrelated_stats(space)
+    for key, stats in (extra_pairs or {}).items():
+        pairs.setdefault(key, dict(stats))
+    slope, midpoint, source, used = DEFAULT_SLOPE, DEFAULT_MIDPOINT, "default", 0
+    if golden:
+        by_pair: dict[str, tuple[list, list]] = {}
+        for query_modality, _, scored in golden:
+            for item_modality, similarity, relevant, *passages in scored:
+                count = passages[0] if passages else 0
+                key = _pair_key(query_modality, item_modality, count)
+                if key in pairs:
+                    zs, labels = by_pair.setdefault(key, ([], []))
+                    zs.append(z_score({"pairs": pairs}, query_modality, item_modality, similarity, passages=count))
+                    labels.append(1.0 if relevant else 0.0)
+        # Texts matched by a passage get a midpoint of their own (below) but do not move everyone's.
+        whole = {key: value for key, value in by_pair.items() if not key.endswith(f"->{PASSAGE}")}
+        zs = np.array([z for pair_zs, _ in whole.values() for z in pair_zs])
+        labels = np.array([label for _, pair_labels in whole.values() for label in pair_labels])
+        if 0 < labels.sum() < len(labels):
+            slope, midpoint = fit_logistic(zs, labels)
+            source, used = "golden", len(labels)
+        # Where the golden set covers a pair well, that pair gets its own midpoint (same slope): z puts
+        # pairs on one scale, but not perfectly (a sound's neighbours are denser than a picture's).
+        for key, (pair_zs, pair_labels) in by_pair.items():
+            positives = sum(pair_labels)
+            if positives >= 10 and len(pair_labels) - positives >= 10:
+                pairs[key]["midpoint"] = fit_logistic(np.array(pair_zs), np.array(pair_labels),
+                                                      slopes=np.array([slope]))[1]
+    calibration = {
+        "pairs": pairs, "slope": slope, "midpoint": midpoint, "source": source, "golden_pairs": used,
+        "counts": modality_counts(space, refresh=True), "identity": space.identity,
+        "fitted_at": timezone.now().isoformat(timespec="seconds"),
+    }
+    if save:
+        space.calibration = calibration
+        EmbeddingSpace.objects.filter(pk=space.pk).update(calibration=calibration)
+    return calibration
+
+
+def _drifted(calibration: dict, counts: dict) -> bool:
+    fitted = calibration.get("counts") or {}
+    for modality in set(fitted) | set(counts):
+        before, now = fitted.get(modality, 0), counts.get(modality, 0)
+        if abs(now - before) > DRIFT * max(before, 20):
+            return True
+    return False
+
+
+def current(space: EmbeddingSpace) -> dict:
+    """The space's calibration, refitting the unrelated-pair statistics when the data has drifted (or the
+    encoder changed) and keeping the golden fit's slope and midpoint."""
+    calibration = space.calibration or {}
+    stale = calibration.get("identity") != space.identity or _drifted(calibration, modality_counts(space))
+    if not calibration.get("pairs") or stale:
+        fresh = calibrate(space, save=False)
+        if calibration.get("identity") == space.identity:
+            fresh |= {key: calibration[key] for key in ("slope", "midpoint", "source", "golden_pairs")
+                      if key in calibration}
+            for key, stats in (calibration.get("pairs") or {}).items():
+                if "midpoint" in stats and key in fresh["pairs"]:
+                    fresh["pairs"][key]["midpoint"] = stats["midpoint"]
+                elif key.endswith(f"->{PASSAGE}") and key not in fresh["pairs"]:
+                    fresh["pairs"][key] = stats  # measured on the long-text probe: no passages here to refresh it
+        space.calibration = fresh
+        EmbeddingSpace.objects.filter(pk=space.pk).update(calibration=fresh)
+        calibration = fresh
+    return calibration
+
+
+def _pair_key(query_modality: str, item_modality: str, passages: int) -> str:
+    return f"{query_modality}->{PASSAGE if passages and item_modality == Modality.TEXT else item_modality}"
+
+
+def z_score(calibration: dict, query_modality: str, item_modality: str, similarity: float, *,
+            passages: int = 0) -> float | None:
+    """How many standard deviations above unrelated pairs a similarity stands (None: no statistics).
+
+    A text with passages is matched by the best of its vectors, and the best of many unrelated
+    passages is high by chance alone (the demo's documents have ~40: their best unrelated passage
+    stands ~2.2 deviations up). So its similarity is judged as a passage against unrelated passages,
+    and its tail probability p becomes the chance that any of its n+1 vectors does as well,
+    1 - (1 - p)^(n+1) (Šidák), before it is turned back into a z. A text without passages is unchanged.
+    """
+    table = calibration.get("pairs") or {}
+    stats = table.get(f"{query_modality}->{item_modality}")
+    if stats is None:
+        # No data for that pair yet: judge against the item modality's own spread.
+        stats = table.get(f"{item_modality}->{item_modality}")
+    if passages and item_modality == Modality.TEXT:
+        stats = table.get(f"{query_modality}->{PASSAGE}", stats)
+    if stats is None:
+        return None
+    z = (similarity - stats["mean"]) / stats["std"]
+    if not passages:
+        return z
+    tail = 0.5 * math.erfc(z / math.sqrt(2.0))
+    if tail <= 0.0:
+        return z
+    any_of = -math.expm1((passages + 1) * math.log1p(-min(tail, 1.0 - 1e-16)))
+    return -_NORMAL.inv_cdf(min(max(any_of, 1e-300), 1.0 - 1e-16))
+
+
+def relevance(calibration: dict, query_modality: str, item_modality: str, similarity: float, *,
+              passages: int = 0) -> float:
+    z = z_score(calibration, query_modality, item_modality, similarity, passages=passages)
+    if z is None:
+        return float(min(1.0, max(0.0, similarity)))
+    key = _pair_key(query_modality, item_modality, passages)
+    stats = (calibration.get("pairs") or {}).get(key) or {}
+    slope = calibration.get("slope", DEFAULT_SLOPE)
+    fallback = DEFAULT_PASSAGE_MIDPOINT if key.endswith(f"->{PASSAGE}") else calibration.get("midpoint",
+                                                                                           DEFAULT_MIDPOINT)
+    midpoint = stats.get("midpoint", fallback)
+    return 1.0 / (1.0 + math.exp(-max(-60.0, min(60.0, slope * (z - midpoint)))))
+
+
+def clear_cache() -> None:
+    _counts_cache.clear()

@@ -1,0 +1,143 @@
+"""From ranked candidates to the listed page: the items' columns, calibrated relevance, field sorts, facets,
+texts kept from crowding other kinds out, and pinned items first."""
+
+from datetime import datetime
+
+from django.conf import settings
+
+from search.engine import calibration
+from search.engine.requests import SORTS, SearchRequest
+from search.media import formats
+from search.models import Item, Modality
+from search.storage.replicas import read_connection as connection
+
+# What relevance, balancing, pinning, sorting and facets read of every candidate (see the functions below).
+CANDIDATE_FIELDS = ("id", "modality", "title", "tags", "collection", "created_at", "taken_at", "pinned")
+
+
+def shown_columns() -> tuple[str, ...]:
+    """Every column of an item but its search document (the full-text index's input, never shown)."""
+    return tuple(f.column for f in Item._meta.concrete_fields if f.name != "search_document")
+
+
+def read_items(ids, columns) -> dict[int, Item]:
+    """Items by id, with `columns` read and the rest deferred, in one hand-written statement: the ORM
+    compiles a queryset anew on each call, which cost more than running it (twice per search)."""
+    if not ids:
+        return {}
+    quote = connection.ops.quote_name
+    sql = f"SELECT {', '.join(map(quote, columns))} FROM search_item WHERE id = ANY(%s)"
+    return {item.pk: item for item in Item.objects.raw(sql, [list(ids)])}
+
+
+def relevances(space, request, vector_ranks, lexical_ranks, items, passage_counts) -> dict[int, float]:
+    """Calibrated relevance of every candidate: from its similarity for the query->item modality pair, and
+    at least 0.5 + for a full-text match (words that match are relevant by definition)."""
+    fitted = calibration.current(space) if vector_ranks else {}
+    modality = query_modality(request)
+    out = {}
+    for item_id, item in items.items():
+        value = 0.0
+        if item_id in vector_ranks:
+            value = calibration.relevance(fitted, modality or item.modality, item.modality,
+                                        1.0 - vector_ranks[item_id][1], passages=passage_counts.get(item_id, 0))
+        if item_id in lexical_ranks:
+            rank = lexical_ranks[item_id][1]
+            value = max(value, 0.5 + 0.5 * rank / (rank + 0.1))
+        out[item_id] = value
+    return out
+
+
+def sorted_by_field(pairs, items, sort: str):
+    fields = SORTS[sort]
+
+    def key(pair):
+        item = items[pair[0]]
+        values = []
+        for name in fields:
+            descending = name.startswith("-")
+            name = name.lstrip("-")
+            value = item.title.lower() if name == "title_lower" else getattr(item, name)
+            # Items without the field (a photo with no capture date) go last either way.
+            missing = value is None
+            if isinstance(value, datetime):
+                value = value.timestamp()
+            if descending and not missing:
+                value = -value if not isinstance(value, str) else value
+            values.append((missing, value if not missing else 0))
+        return values
+
+    if sort == "title":
+        return sorted(pairs, key=lambda pair: (items[pair[0]].title.lower() or "\uffff", pair[0]))
+    return sorted(pairs, key=key)
+
+
+def facet_counts(items: list[Item], names: list[str]) -> dict[str, dict[str, int]]:
+    out: dict[str, dict[str, int]] = {}
+    for name in names:
+        counts: dict[str, int] = {}
+        for item in items:
+            values = item.tags if name == "tags" else [getattr(item, name)]
+            for value in values:
+                if value:
+                    counts[value] = counts.get(value, 0) + 1
+        out[name] = dict(sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])))
+    return out
+
+
+def texts_not_crowding(pairs: list, items: dict) -> list:
+    """In a list over several modalities, a text neither leads nor follows another text while pictures
+    and sounds remain: a caption restating a text query ("a high beeping tone") is always nearer to it
+    than the sound it describes, and five captions first hid the sounds (issue 12, item 6). Otherwise
+    the order is kept."""
+    texts = [pair for pair in pairs if items[pair[0]].modality == Modality.TEXT]
+    others = [pair for pair in pairs if items[pair[0]].modality != Modality.TEXT]
+    mixed, rank = [], {pair[0]: n for n, pair in enumerate(pairs)}
+    while texts or others:
+        text_next = texts and (not others or rank[texts[0][0]] < rank[others[0][0]])
+        crowding = not mixed or items[mixed[-1][0]].modality == Modality.TEXT
+        mixed.append(texts.pop(0) if text_next and not (crowding and others) else others.pop(0))
+    return mixed
+
+
+def pinned_first(ordered, vector_ranks, lexical_ranks, request: SearchRequest, items: dict):
+    """Move pinned items that are relevant enough to the front, keeping both groups' order.
+
+    Done over the whole candidate list before paging, so pages stay consistent.
+    """
+    pinned = {item_id for item_id, _ in ordered if items[item_id].pinned}
+    if not pinned:
+        return ordered
+    threshold = request.pin_min_similarity
+    if threshold is None:
+        threshold = settings.SEARCH_PIN_MIN_SIMILARITY
+
+    def relevant(item_id: int) -> bool:
+        if item_id in vector_ranks:
+            return 1.0 - vector_ranks[item_id][1] >= threshold
+        return item_id in lexical_ranks  # a full-text match is relevant by definition
+
+    promoted = [pair for pair in ordered if pair[0] in pinned and relevant(pair[0])]
+    chosen = {item_id for item_id, _ in promoted}
+    return promoted + [pair for pair in ordered if pair[0] not in chosen]
+
+
+def query_modality(request: SearchRequest, items_by_id: dict | None = None) -> str | None:
+    """The modality a query mostly is (its heaviest positive part), for calibration; None for raw vectors."""
+    best, best_weight = None, 0.0
+    item_modalities = dict(Item.objects.filter(pk__in=[p.item_id for p in request.parts if p.item_id])
+                           .values_list("pk", "modality")) if any(p.item_id for p in request.parts) else {}
+    for part in request.parts:
+        if part.weight <= best_weight:
+            continue
+        if part.text is not None:
+            modality = Modality.TEXT
+        elif part.data is not None:
+            mime = formats.sniff(part.data[:64])
+            modality = formats.BY_MIME[mime].modality if mime else None
+        elif part.item_id is not None:
+            modality = item_modalities.get(part.item_id)
+        else:
+            modality = None
+        best, best_weight = modality, part.weight
+    return best

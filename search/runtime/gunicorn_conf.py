@@ -1,0 +1,47 @@
+"""gunicorn settings for `manage.py serve` (python:search.runtime.gunicorn_conf).
+
+No preload: forking a process that has loaded torch leaves its thread pools and OpenMP state in
+the parent's image, a known source of hangs. Each worker loads the app itself and warms the models in
+`post_worker_init`, which gunicorn runs before the worker accepts its first connection, so no request
+ever waits for a model.
+"""
+
+import os
+
+from search.runtime.env import env_int
+
+workers = env_int("SEARCH_WEB_WORKERS", 2, minimum=1)
+# Threads per worker: requests waiting on PostgreSQL or on a client overlap; encoding holds the GIL only
+# partly (torch releases it), so a few threads keep the CPUs busy without queueing behind one slow upload.
+worker_class = "gthread"
+threads = env_int("SEARCH_WEB_THREADS", 4, minimum=1)
+preload_app = False
+backlog = 2048  # a burst waits in the kernel's queue instead of being refused
+timeout = env_int("SEARCH_WEB_TIMEOUT", 120, minimum=10)  # the worst allowed upload decodes in seconds
+graceful_timeout = 30
+keepalive = 5
+# One JSON access line per request comes from search.runtime.logs; gunicorn's own access log would repeat it.
+accesslog = None
+errorlog = "-"
+loglevel = os.environ.get("GUNICORN_LOG_LEVEL", "info")
+# Behind a proxy on the same machine (or the test client): only it may set X-Forwarded-*.
+forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1,::1")
+
+
+def post_worker_init(worker):
+    import torch
+
+    # Every worker (and job worker) has its own intra-op pool; together they should not oversubscribe.
+    cpus = os.cpu_count() or 1
+    torch.set_num_threads(max(1, cpus // workers))
+    from search.runtime.warmup import warm_up
+
+    states = warm_up()
+    worker.log.info("worker %s warmed up: %s", worker.pid, states)
+
+
+def child_exit(server, worker):
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        from prometheus_client import multiprocess
+
+        multiprocess.mark_process_dead(worker.pid)

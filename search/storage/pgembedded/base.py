@@ -1,0 +1,52 @@
+"""Django database backend: PostgreSQL, with the embedded server started on first connect.
+
+Starting the server lazily (instead of in settings) keeps `manage.py check`, `ruff` and
+anything else that never touches the database from spawning PostgreSQL. The application
+database is created on first use too, so a fresh checkout needs no set-up step.
+"""
+
+import contextlib
+from pathlib import Path
+
+import psycopg
+from django.db.backends.postgresql import base
+from psycopg import sql
+
+from search.storage import embedded_server
+
+
+class DatabaseWrapper(base.DatabaseWrapper):
+    def get_connection_params(self):
+        params = super().get_connection_params()
+        pgdata = Path(self.settings_dict["PGDATA"])
+        params["host"] = embedded_server.socket_dir(pgdata, self.settings_dict.get("TUNING"))
+        params.setdefault("user", "postgres")
+        return params
+
+    _databases_known: set = set()
+
+    def get_new_connection(self, conn_params):
+        if self.pool is not None:
+            # A pool retries a missing database in the background until its timeout; create it up front.
+            name = conn_params.get("dbname")
+            if name and name != "postgres" and name not in self._databases_known:
+                self._create_database(conn_params)
+                self._databases_known.add(name)
+            return super().get_new_connection(conn_params)
+        try:
+            return super().get_new_connection(conn_params)
+        except psycopg.OperationalError as exc:
+            if "does not exist" not in str(exc) or conn_params.get("dbname") in (None, "postgres"):
+                raise
+            self._create_database(conn_params)
+            return super().get_new_connection(conn_params)
+
+    @staticmethod
+    def _create_database(conn_params):
+        admin = {key: value for key, value in conn_params.items() if key in {"host", "user", "port"}}
+        with psycopg.connect(dbname="postgres", autocommit=True, **admin) as conn:
+            exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [conn_params["dbname"]]).fetchone()
+            # Another process may create it between our check and our CREATE: that is success too.
+            if not exists:
+                with contextlib.suppress(psycopg.errors.DuplicateDatabase):
+                    conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(conn_params["dbname"])))
