@@ -36,8 +36,10 @@ serve: install
 worker: install
 	$(PY) manage.py worker
 
+# The layering contract first (pyproject: [tool.importlinter]): a lower layer importing a higher one fails the run.
 test: install
 	bash scripts/ensure-chromium
+	$(VENV)/bin/lint-imports
 	$(PY) -m pytest
 
 test-fast: install
@@ -53,6 +55,7 @@ evaluate: install
 
 lint: install
 	$(PY) -m ruff check .
+	$(VENV)/bin/lint-imports
 
 db-status: install
 	$(PY) manage.py dbserver status

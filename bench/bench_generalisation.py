@@ -5,11 +5,11 @@ sentences from outside its world (issue 16).
     python bench/bench_generalisation.py --quick    # smoke run: 1 image and 2 clips per class, 40 sentences
 
 A fresh database gets the demo data (`loaddemo`, which also fits the relevance calibration, as an install
-does). Then every picture and sound of `encoders.synth_eval` (the evaluation-only generator: other
+does). Then every picture and sound of `encoders.demo.synth_eval` (the evaluation-only generator: other
 drawing and synthesis code, never used in training) is uploaded as a file with `POST /api/items/` into
 its own collection, JPEG and PNG, WAV and Ogg Vorbis, and searched with `POST /api/search/`:
 
-- text->image and text->audio: the held-out queries of `encoders.evaluate`, top-1 and precision@5;
+- text->image and text->audio: the held-out queries of `encoders.demo.quality`, top-1 and precision@5;
 - image->image and audio->audio: each uploaded item as the query (`parts: [{item: id}]`), precision@5
   over the other items;
 - out-of-domain: `synth_eval.ood_sentences` (300 ordinary sentences and searches) over everything stored,
@@ -73,7 +73,8 @@ def main() -> None:
     from rest_framework.authtoken.models import Token
     from rest_framework.test import APIClient
 
-    from encoders import evaluate, synth_eval
+    from encoders.demo import quality as evaluate
+    from encoders.demo import synth_eval
 
     started = time.perf_counter()
     call_command("loaddemo", folder=tempfile.mkdtemp(prefix="bench-demo-"), verbosity=0)
@@ -139,7 +140,7 @@ def main() -> None:
         "",
         f"The demo data (`loaddemo`, calibrated) plus {len(images)} pictures ({args.images_per_class} per colour x "
         f"shape class) and {len(clips)} sounds ({args.clips_per_class} per sound class) from "
-        "`encoders.synth_eval`, the evaluation-only generator, uploaded as JPEG/PNG and WAV/Ogg files through "
+        "`encoders.demo.synth_eval`, the evaluation-only generator, uploaded as JPEG/PNG and WAV/Ogg files through "
         f"`POST /api/items/` ({load_s:.0f} s for everything) and searched through `POST /api/search/` within "
         "their collection (`include_weak=true`: the ranking, not the cutoff).",
         "",

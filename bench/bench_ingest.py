@@ -121,10 +121,10 @@ def main() -> None:
     from django.conf import settings
     from django.db import connection, transaction
 
-    from encoders import synth
+    from encoders.demo import synth
     from encoders.images import load_image
+    from search.ingest.ingester import Ingester, IngestInput
     from search.ingest.item_vectors import Vectors, write_vectors
-    from search.ingest.service import Ingester, IngestInput
     from search.models import Embedding, EmbeddingSpace, Item
     from search.storage import spaces
 

@@ -3,7 +3,7 @@
     python bench/bench_long_text.py            # 40 documents, writes docs/benchmarks/long_text.md
     python bench/bench_long_text.py --quick    # smoke run: 6 documents, report to a scratch file
 
-Documents come from encoders.synth_documents (600-1,200 words of everyday prose, one sentence after
+Documents come from encoders.demo.synth_documents (600-1,200 words of everyday prose, one sentence after
 the first 150 words describing a picture or sound of the demo world; the query says it in other
 words), stored with POST /api/items/ and searched with POST /api/search/ (texts only), with the
 demo model. Side by side in the same run, from the same model: the ranking by one vector of the
@@ -55,7 +55,7 @@ def main() -> None:
     from rest_framework.test import APIClient
 
     import encoders
-    from encoders.synth_documents import long_documents
+    from encoders.demo.synth_documents import long_documents
     from search.models import Embedding
 
     docs = list(long_documents(args.documents, args.seed))

@@ -98,7 +98,7 @@ def size(sql: str) -> int:
 def service_client(queries, ef: int | None, filters=None):
     from search.engine.query_vectors import QueryPart
     from search.engine.requests import SearchRequest
-    from search.engine.service import search
+    from search.engine.search_service import search
 
     def make():
         def ask(position: int):

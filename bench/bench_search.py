@@ -75,11 +75,11 @@ def main() -> None:
     from django.conf import settings
     from django.test import Client
 
-    from encoders import synth
+    from encoders.demo import synth
     from search.engine import rankers
     from search.engine.query_vectors import QueryPart, text_cache
     from search.engine.requests import SearchRequest
-    from search.engine.service import search
+    from search.engine.search_service import search
     from search.storage import spaces
 
     space_name = args.space or settings.SEARCH_DEFAULT_SPACE

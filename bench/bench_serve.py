@@ -88,10 +88,10 @@ def main() -> None:
     from django.conf import settings
     from django.db import connection
 
-    from encoders import synth
+    from encoders.demo import synth
     from search.engine.query_vectors import QueryPart
     from search.engine.requests import SearchRequest
-    from search.engine.service import search
+    from search.engine.search_service import search
     from search.storage import spaces
 
     name = settings.SEARCH_DEFAULT_SPACE

@@ -134,6 +134,22 @@ class EmbeddingSpace(abc.ABC):
         Stored next to every vector: when it changes, stored vectors are stale.
         """
 
+    def describe(self) -> dict:
+        """What a person choosing a space wants to know (the space admin, ``/api/spaces/``); never loads a model.
+
+        None where the space does not know: subclasses that do extend ``super().describe()``.
+        """
+        return {
+            "name": self.name,
+            # Every real-model space keeps its OPTIONS ``model`` as ``model_name``.
+            "model": getattr(self, "model_name", None),
+            "dim": self.dim,
+            "metric": self.metric,
+            "modalities": sorted(str(m) for m in self.modalities),
+            "languages": None,
+            "licence": None,
+        }
+
     @classmethod
     def required_files(cls, name: str, options: dict) -> list:
         """The ``encoders.pretrained.HubFiles`` a space with these OPTIONS needs (``manage.py fetchmodels``)."""

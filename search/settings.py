@@ -259,7 +259,7 @@ REST_FRAMEWORK = {
     # How many proxies in front of the server append to X-Forwarded-For. 0 (the default): the header is
     # ignored and the client is the socket's address, so no client can choose its throttling identity.
     "NUM_PROXIES": env_int("SEARCH_NUM_PROXIES", 0, minimum=0),
-    "EXCEPTION_HANDLER": "search.api.errors.exception_handler",
+    "EXCEPTION_HANDLER": "search.api.error_responses.exception_handler",
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "Multimodal search API",

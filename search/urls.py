@@ -15,7 +15,7 @@ urlpatterns = [
     path("metrics", metrics_view, name="metrics"),
     path("media/<path:path>", file_serving.media, name="media"),
     path("admin/", admin.site.urls),
-    path("api/", include("search.api.urls")),
+    path("api/", include("search.api.api_urls")),
 ]
 
 handler400 = "search.web.error_pages.bad_request"

@@ -9,8 +9,8 @@ from django.utils.html import format_html
 from django.utils.text import capfirst
 
 from encoders.base import EncoderError
+from search.ingest.ingester import Ingester, IngestInput, split_tags
 from search.ingest.prepare import describe_all
-from search.ingest.service import Ingester, IngestInput, split_tags
 from search.media import MediaRejected
 from search.models import Item
 from search.storage.spaces import SpaceIdentityMismatch

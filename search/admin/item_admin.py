@@ -25,11 +25,11 @@ from search.admin.job_admin import queued_message  # also registers the Jobs pag
 from search.engine import access, similar
 from search.engine.query_vectors import QueryError, QueryPart
 from search.engine.requests import SearchRequest
-from search.engine.service import search
+from search.engine.search_service import search
 from search.engine.similar import near_duplicates
 from search.ingest import revise
+from search.ingest.ingester import Ingester, IngestInput, split_tags
 from search.ingest.prepare import describe_all
-from search.ingest.service import Ingester, IngestInput, split_tags
 from search.jobs import submit
 from search.media import MediaRejected
 from search.models import Embedding, Item

@@ -10,10 +10,10 @@ from rest_framework.exceptions import APIException
 from search.engine import access
 from search.engine.requests import FACETS, MODES, SORTS
 from search.ingest import revise
+from search.ingest.ingester import clean_tags
 from search.ingest.prepare import clean_text, describe_all
-from search.ingest.service import clean_tags
 from search.media import MediaRejected
-from search.media import formats as media_formats
+from search.media import media_formats as media_formats
 from search.models import EmbeddingSpace, Item, Modality
 from search.runtime import json_input
 

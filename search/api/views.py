@@ -19,9 +19,9 @@ from search.api.serializers import (
 from search.engine import access
 from search.engine.query_vectors import QueryPart
 from search.engine.requests import Filters, SearchRequest
-from search.engine.service import search
+from search.engine.search_service import search
 from search.engine.similar import more_like_this
-from search.ingest.service import Ingester, IngestInput
+from search.ingest.ingester import Ingester, IngestInput
 from search.models import EmbeddingSpace, Item
 from search.storage import spaces
 

@@ -1,10 +1,10 @@
 """Documents as text items: plain text, Markdown, HTML and PDF, reduced to the text a reader sees.
 
-`sniff_document` decides the kind from the first bytes (`search.documents.formats`);
+`sniff_document` decides the kind from the first bytes (`search.documents.document_formats`);
 `extract_document` returns an `ExtractedDocument` or raises a `MediaRejected` subclass whose
 `code` is stable and whose message a user can act on: EmptyContent, MediaTooLarge (413),
 CorruptMedia, UnsupportedMediaType, and EncryptedDocument, NoTextLayer, InvalidEncoding
-(`search.documents.errors`). Text and Markdown: `text`, `markdown`; HTML: `html`; PDF: `pdf`
+(`search.documents.document_errors`). Text and Markdown: `text`, `markdown`; HTML: `html`; PDF: `pdf`
 (pypdf in a child process, under time and memory limits).
 
 Limits are Django settings read at each call: SEARCH_MAX_TEXT_CHARS (characters of extracted
@@ -15,14 +15,14 @@ address space for the PDF reader).
 
 from django.conf import settings
 
-from search.documents.base import ExtractedDocument
-from search.documents.errors import EncryptedDocument, InvalidEncoding, NoTextLayer
-from search.documents.formats import DOCUMENT_TYPES, LABELS, SNIFF_BYTES, describe, sniff_document
+from search.documents.document_errors import EncryptedDocument, InvalidEncoding, NoTextLayer
+from search.documents.document_formats import DOCUMENT_TYPES, LABELS, SNIFF_BYTES, describe, sniff_document
+from search.documents.extracted import ExtractedDocument
 from search.documents.html import extract_html
 from search.documents.markdown import extract_markdown
 from search.documents.pdf import PdfLimits, extract_pdf
 from search.documents.text import extract_plain
-from search.media.errors import EmptyContent, MediaTooLarge, UnsupportedMediaType
+from search.media.rejections import EmptyContent, MediaTooLarge, UnsupportedMediaType
 
 __all__ = [
     "DOCUMENT_TYPES", "LABELS", "SNIFF_BYTES", "EncryptedDocument", "ExtractedDocument", "InvalidEncoding",

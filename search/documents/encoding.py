@@ -9,7 +9,7 @@ replacement characters beyond a small share) is refused with `InvalidEncoding`.
 import codecs
 import re
 
-from search.documents.errors import InvalidEncoding
+from search.documents.document_errors import InvalidEncoding
 
 try:  # comes with requests; without it only UTF-8/16/32 and Windows-1252 are recognised
     from charset_normalizer import from_bytes as _guess

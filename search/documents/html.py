@@ -14,10 +14,10 @@ with no closing quote) is dropped instead of handed to `close()`: a browser drop
 import re
 from html.parser import HTMLParser
 
-from search.documents.base import Deadline, ExtractedDocument, clean_title
 from search.documents.encoding import decode
+from search.documents.extracted import Deadline, ExtractedDocument, clean_title
 from search.documents.text import normalise
-from search.media.errors import CorruptMedia
+from search.media.rejections import CorruptMedia
 
 # Never shown: their content is skipped up to the matching end tag.
 SKIPPED = frozenset({

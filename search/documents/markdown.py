@@ -12,8 +12,8 @@ import re
 from bisect import bisect_right
 from collections import defaultdict
 
-from search.documents.base import Deadline, ExtractedDocument, clean_title
 from search.documents.encoding import decode
+from search.documents.extracted import Deadline, ExtractedDocument, clean_title
 from search.documents.html import html_to_text
 from search.documents.text import normalise
 

@@ -20,10 +20,10 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from search.documents.base import ExtractedDocument, clean_title
-from search.documents.errors import EncryptedDocument, NoTextLayer
+from search.documents.document_errors import EncryptedDocument, NoTextLayer
+from search.documents.extracted import ExtractedDocument, clean_title
 from search.documents.text import normalise
-from search.media.errors import CorruptMedia, MediaRejected, MediaTooLarge
+from search.media.rejections import CorruptMedia, MediaRejected, MediaTooLarge
 
 logger = logging.getLogger(__name__)
 

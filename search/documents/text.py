@@ -3,8 +3,8 @@
 import re
 import unicodedata
 
-from search.documents.base import ExtractedDocument
 from search.documents.encoding import decode
+from search.documents.extracted import ExtractedDocument
 
 # Line and page breaks of other systems and of Unicode become "\n"; other controls, NUL, a stray
 # byte order mark and lone surrogates (from broken PDF font maps; not encodable) go.

@@ -41,7 +41,7 @@ from django.utils import timezone
 
 from search.engine.query_vectors import QueryError, QueryPart
 from search.engine.requests import Filters, SearchRequest
-from search.engine.service import search
+from search.engine.search_service import search
 from search.media import sniff
 from search.models import Item, Modality
 
@@ -395,7 +395,7 @@ LONG_TEXT_PAIR = "text→long text"
 
 
 def long_texts(*, space: str, k: int = 10, n: int = LONG_TEXTS, seed: int = LONG_TEXT_SEED) -> dict:
-    """The long-text pair: `n` generated documents (encoders.synth_documents: 600-1,200 words, the thing each
+    """The long-text pair: `n` generated documents (encoders.demo.synth_documents: 600-1,200 words, the thing each
     describes after its first 150 words), stored for the time of the measure and rolled back, each searched
     for by its description in other words among them. Its `scored` rows let calibration fit how relevant a
     text matched by one of its passages is (search.engine.calibration.z_score).
@@ -403,8 +403,8 @@ def long_texts(*, space: str, k: int = 10, n: int = LONG_TEXTS, seed: int = LONG
     Generated rather than part of the demo: their everyday prose would make everyday questions about
     anything else (the out-of-domain set) find them, and they are the same on every install.
     """
-    from encoders.synth_documents import long_documents
-    from search.ingest.service import Ingester, IngestInput
+    from encoders.demo.synth_documents import long_documents
+    from search.ingest.ingester import Ingester, IngestInput
 
     collection = "__long_text_probe__"
     documents = list(long_documents(n, seed))
@@ -433,7 +433,7 @@ def long_texts(*, space: str, k: int = 10, n: int = LONG_TEXTS, seed: int = LONG
                                               for hit in page.hits if hit.similarity is not None and hit.passages]))
             # What an unrelated passage scores, while there are passages to measure it on.
             from search.engine import calibration
-            from search.engine.service import resolve_space
+            from search.engine.search_service import resolve_space
 
             passage_pairs = {key: stats for key, stats in calibration.unrelated_stats(resolve_space(space)).items()
                              if key.endswith(f"->{calibration.PASSAGE}")}
@@ -451,7 +451,7 @@ def evaluate(queries: list[GoldenQuery], *, space: str, roots: list[Path], k: in
              ef_search: int | None = None, golden: Path | None = None, ood: list[str] | None = None,
              long_text: bool = True) -> dict:
     """Run every query in one space; the report the command prints and stores."""
-    from search.engine.service import resolve_space
+    from search.engine.search_service import resolve_space
 
     stored_space = resolve_space(space)
     resolver = Resolver(roots)
@@ -587,7 +587,7 @@ def make_demo_golden(root: Path, seed: int = 7) -> list[dict]:
     """
     import numpy as np
 
-    from encoders import synth
+    from encoders.demo import synth
     from search.ingest.prepare import clean_text, text_sha256
 
     rows = [json.loads(line) for line in (Path(root) / "manifest.jsonl").read_text().splitlines() if line.strip()]

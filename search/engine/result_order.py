@@ -7,7 +7,7 @@ from django.conf import settings
 
 from search.engine import calibration
 from search.engine.requests import SORTS, SearchRequest
-from search.media import formats
+from search.media import media_formats
 from search.models import Item, Modality
 from search.storage.replicas import read_connection as connection
 
@@ -133,8 +133,8 @@ def query_modality(request: SearchRequest, items_by_id: dict | None = None) -> s
         if part.text is not None:
             modality = Modality.TEXT
         elif part.data is not None:
-            mime = formats.sniff(part.data[:64])
-            modality = formats.BY_MIME[mime].modality if mime else None
+            mime = media_formats.sniff(part.data[:64])
+            modality = media_formats.BY_MIME[mime].modality if mime else None
         elif part.item_id is not None:
             modality = item_modalities.get(part.item_id)
         else:

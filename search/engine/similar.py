@@ -7,7 +7,7 @@ from django.conf import settings
 from search.engine import access
 from search.engine.query_vectors import QueryPart
 from search.engine.requests import Filters, Hit, SearchPage, SearchRequest
-from search.engine.service import search
+from search.engine.search_service import search
 from search.models import Embedding, EmbeddingSpace, Item
 
 

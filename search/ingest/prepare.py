@@ -11,9 +11,9 @@ from PIL import Image
 
 from search import documents
 from search.media import audio as media_audio
-from search.media.errors import EmptyContent, MediaTooLarge, UnsupportedMediaType
-from search.media.formats import BY_MIME, FORMATS, describe, sniff
-from search.media.images import decode_image
+from search.media.image_decoding import decode_image
+from search.media.media_formats import BY_MIME, FORMATS, describe, sniff
+from search.media.rejections import EmptyContent, MediaTooLarge, UnsupportedMediaType
 
 EXTENSIONS = {f.mime: f.extension for f in FORMATS} | {  # and documents (search.documents.DOCUMENT_TYPES)
     "text/plain": "txt", "text/markdown": "md", "text/html": "html", "application/pdf": "pdf"}

@@ -6,7 +6,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from search.ingest.service import IngestInput
+from search.ingest.ingester import IngestInput
 
 MANIFEST_SUFFIXES = {".csv", ".jsonl"}
 
@@ -49,7 +49,7 @@ def count_inputs(paths: list[str]) -> int:
 
 def _from_file(path: Path, **fields) -> IngestInput:
     """An input from one file; `fields` are IngestInput's descriptive fields (title, tags, ...)."""
-    # Read when it is stored: by a decode worker when there is a pool (search.ingest.service), so the bytes are
+    # Read when it is stored: by a decode worker when there is a pool (search.ingest.ingester), so the bytes are
     # not copied from process to process. One that cannot be read then fails with the reason.
     # Documents (.txt, .md, .html, .pdf) are recognised by their bytes like any file (search.documents):
     # the file is kept, its text embedded, and it is titled by its name unless it has a title of its own.

@@ -20,7 +20,7 @@ from django.db.models.functions import Coalesce, Now
 
 from encoders.base import EncoderError
 from search.ingest.backfill import embed_space, items_to_embed
-from search.ingest.service import Ingester, IngestInput
+from search.ingest.ingester import Ingester, IngestInput
 from search.jobs.queue import defer
 from search.models import Job, JobInput
 from search.runtime import metrics

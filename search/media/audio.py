@@ -17,8 +17,8 @@ from django.conf import settings
 
 from encoders.audio.frontend import AudioTooLarge, decode_audio, probe_audio
 from encoders.base import AudioDecodeError
-from search.media.errors import CorruptMedia, MediaTooLarge, UnsupportedMediaType
-from search.media.formats import BY_MIME
+from search.media.media_formats import BY_MIME
+from search.media.rejections import CorruptMedia, MediaTooLarge, UnsupportedMediaType
 
 # Codecs PyAV may decode (FFmpeg decoder names); a container holding anything else is refused.
 PYAV_CODECS = {"aac", "aac_fixed", "alac", "opus", "libopus", "vorbis", "libvorbis", "mp3", "mp3float", "flac",

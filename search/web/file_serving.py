@@ -18,7 +18,7 @@ DOCUMENT_DOWNLOADS = {"text/plain": "text/plain", "text/markdown": "text/markdow
                       "application/pdf": "application/pdf"}
 
 
-SERVED_TYPES = {  # the types of search.media.formats.FORMATS, as mimetypes names them by extension
+SERVED_TYPES = {  # the types of search.media.media_formats.FORMATS, as mimetypes names them by extension
     "image/png", "image/jpeg", "image/webp", "image/gif", "image/heic", "image/avif", "image/tiff", "image/bmp",
     "image/jp2", "image/jxl",
     "audio/wav", "audio/x-wav", "audio/flac", "audio/ogg", "audio/mpeg", "audio/mp4", "video/webm",

@@ -1,4 +1,4 @@
-"""The HTML pages: search, results, item and map. Every search goes through search.engine.service."""
+"""The HTML pages: search, results, item and map. Every search goes through search.engine.search_service."""
 
 import re
 from urllib.parse import urlencode
@@ -15,7 +15,7 @@ from encoders.base import EncoderError
 from search.engine import access, map_layout, passage_matches
 from search.engine.query_vectors import QueryError, QueryPart
 from search.engine.requests import Filters, Hit, SearchPage, SearchRequest
-from search.engine.service import search
+from search.engine.search_service import search
 from search.models import Item, Modality
 from search.storage import spaces
 from search.storage.spaces import SpaceIdentityMismatch

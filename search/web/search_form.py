@@ -6,7 +6,7 @@ from django.core.exceptions import ValidationError
 
 from search.engine.query_vectors import QueryError, QueryPart
 from search.engine.requests import Filters, SearchRequest
-from search.ingest.service import split_tags
+from search.ingest.ingester import split_tags
 from search.models import Modality
 from search.runtime import json_input
 

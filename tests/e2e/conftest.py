@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from django.core.management import call_command
 
-from encoders import synth
+from encoders.demo import synth
 from search.models import Embedding, EmbeddingSpace, Item
 from search.storage import spaces
 

@@ -10,7 +10,7 @@ import soundfile
 from django.contrib.auth.models import User
 from playwright.sync_api import expect
 
-from encoders import synth
+from encoders.demo import synth
 from search.models import Item
 from tests.e2e.helpers import shoot
 

@@ -4,8 +4,8 @@ words marked, and its link opens the text at that passage."""
 import pytest
 from playwright.sync_api import expect
 
-from encoders.synth_documents import long_documents
-from search.ingest.service import Ingester, IngestInput
+from encoders.demo.synth_documents import long_documents
+from search.ingest.ingester import Ingester, IngestInput
 from tests.e2e.helpers import PHONE, shoot
 
 pytestmark = pytest.mark.e2e

@@ -10,7 +10,7 @@ import pytest
 import soundfile
 from playwright.sync_api import expect
 
-from encoders import synth
+from encoders.demo import synth
 from tests.e2e.helpers import result_items, shoot, wait_for_results
 
 pytestmark = pytest.mark.e2e

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import soundfile
 
-from encoders.evaluate import audio_gallery, image_gallery
+from encoders.demo.quality import audio_gallery, image_gallery
 from encoders.fake import FakeSpace
 from encoders.openclip import OpenClipSpace
 from encoders.registry import DEFAULT_SPACES

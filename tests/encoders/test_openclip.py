@@ -5,9 +5,9 @@ import open_clip
 import pytest
 from PIL import Image
 
-from encoders import synth
 from encoders.audio.tower import load_tower, save_tower
 from encoders.base import EncoderError, InvalidEmbedding, UnsupportedModality, WeightsNotFound
+from encoders.demo import synth
 from encoders.openclip import OpenClipSpace
 from encoders.registry import DEFAULT_SPACES, WEIGHTS_DIR
 

@@ -2,6 +2,10 @@ import pytest
 
 import encoders
 from search.engine.rankers import clear_centroids
+from search.ingest.ingester import Ingester, IngestInput
+from search.models import Item
+from tests.search.helpers import png_bytes
+from tests.search.users import make_user
 
 
 @pytest.fixture(autouse=True)
@@ -41,3 +45,21 @@ def passage_spaces(settings):
     original = _use_fake(settings, PASSAGE_SPACES)
     yield PASSAGE_SPACES
     encoders.configure(original)
+
+
+# The owner of the items the hostile-input tests attack, and those items (one image, one hidden text).
+@pytest.fixture
+def owner():
+    return make_user("owner")
+
+
+@pytest.fixture
+def stored(owner):
+    """A visible image and a hidden text, both owned by `owner`."""
+    image = Ingester().ingest(IngestInput(data=png_bytes(seed=7), title="Visible picture", owner_id=owner.pk)).item
+    hidden = Ingester().ingest(IngestInput(text="a secret memo about the merger", title="Secret memo",
+                                           owner_id=owner.pk, metadata={"k": "v"})).item
+    Item.objects.filter(pk=hidden.pk).update(hidden=True)
+    hidden.refresh_from_db()
+    return image, hidden
+

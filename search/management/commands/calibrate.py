@@ -6,7 +6,7 @@ from django.core.management.base import BaseCommand, CommandError
 from search.engine import calibration
 from search.engine.evaluation import GoldenError, evaluate, golden_scores, load_golden, long_texts
 from search.engine.query_vectors import QueryError
-from search.engine.service import resolve_space
+from search.engine.search_service import resolve_space
 from search.models import Modality
 
 DEFAULT_GOLDEN = Path(settings.BASE_DIR) / "fixtures" / "golden" / "demo.jsonl"

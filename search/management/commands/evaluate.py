@@ -90,7 +90,7 @@ class Command(BaseCommand):
 
     def _make_golden(self, root: Path, out: Path, verbosity: int) -> None:
         if not (root / "manifest.jsonl").exists():
-            from encoders import synth
+            from encoders.demo import synth
             from search.management.commands.loaddemo import DEMO_COUNTS, DEMO_SEED
 
             if verbosity >= 1:

@@ -6,7 +6,7 @@ from collections import Counter
 from django.core.management.base import BaseCommand, CommandError
 from tqdm import tqdm
 
-from search.ingest.service import Ingester, IngestOutcome, sweep_orphan_files
+from search.ingest.ingester import Ingester, IngestOutcome, sweep_orphan_files
 from search.ingest.sources import SourceError, count_inputs, iter_inputs
 
 POOL_FROM = 64  # inputs from which files are decoded in a pool of worker processes by default

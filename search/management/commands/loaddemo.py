@@ -4,7 +4,7 @@ from django.conf import settings
 from django.core.management import call_command
 from django.core.management.base import BaseCommand
 
-from encoders import synth
+from encoders.demo import synth
 from search.models import Item
 
 # Fixed, so every install shows the same demo world and re-runs find everything present.

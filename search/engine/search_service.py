@@ -1,0 +1,278 @@
+"""The search service: every search in the product (web UI, admin, REST API) runs here.
+
+Modes: `vector` ranks by cosine distance in one space (HNSW with pgvector iterative index
+scans, so filtered queries still return k results; an exact scan when the filter leaves
+few rows or when asked); `lexical` ranks by PostgreSQL full text over title and text;
+`hybrid` fuses both rankings by reciprocal rank fusion. Hidden items never appear.
+"""
+
+import time
+from dataclasses import replace
+
+from django.conf import settings
+
+from encoders.base import EncoderError
+from search.engine import access, calibration, passage_matches
+from search.engine.query_vectors import QueryError, query_vector, validate_parts
+from search.engine.rankers import (
+    FUSION_DEPTH,
+    RRF_K,
+    audio_moments,
+    cross_modal_ranking,
+    lexical_ranking,
+    vector_ranking,
+)
+from search.engine.requests import Hit, SearchPage, SearchRequest, validate_request
+from search.engine.result_order import (
+    CANDIDATE_FIELDS,
+    facet_counts,
+    pinned_first,
+    read_items,
+    relevances,
+    shown_columns,
+    sorted_by_field,
+    texts_not_crowding,
+)
+from search.media import media_formats
+from search.models import Embedding, EmbeddingSpace, Item, Modality
+from search.runtime import metrics
+from search.storage import passage_rows, spaces
+
+SUGGESTIONS = 3
+
+
+def resolve_space(name: str | None) -> EmbeddingSpace:
+    name = name or settings.SEARCH_DEFAULT_SPACE
+    if name not in settings.SEARCH_SPACES:
+        raise QueryError(f"unknown space {name!r}; available: {', '.join(settings.SEARCH_SPACES)}")
+    try:
+        return spaces.register(name)
+    except spaces.SpaceIdentityMismatch as exc:
+        raise QueryError(f"the space {name!r} is being rebuilt for a new model and cannot be searched yet") from exc
+
+
+def search(request: SearchRequest) -> SearchPage:
+    """Search one space (`request.space`), or, when none is named and several are configured, every space
+    that can embed the whole query, fused into one list by calibrated relevance."""
+    validate_request(request)
+    validate_parts(request.parts)
+    if request.space is None and len(settings.SEARCH_SPACES) > 1:
+        return _fused_search(request)
+    return _search_in_space(request)
+
+
+def _search_in_space(request: SearchRequest) -> SearchPage:
+    space = resolve_space(request.space)
+    timings: dict[str, float] = {}
+    offset = (request.page - 1) * request.k
+    # One extra result tells whether a next page exists.
+    window = offset + request.k + 1
+    text = " ".join(p.text for p in request.parts if p.text is not None and p.weight > 0)
+    if request.mode != "vector" and not text:
+        raise QueryError(f"{request.mode} search needs a text part to match words against")
+
+    _check_item_parts(request)
+    metrics.SEARCHES.labels(mode=request.mode).inc()
+    started = time.perf_counter()
+    vector = query_vector(space, request.parts) if request.mode != "lexical" else None
+    timings["encode_ms"] = (time.perf_counter() - started) * 1000
+
+    started = time.perf_counter()
+    exact = request.exact
+    # The relevant set is looked for among this many candidates per ranking: enough to sort and count
+    # it when asked to, and always enough for the page.
+    wants_set = request.sort != "relevance" or bool(request.facets)
+    depth = max(window, settings.SEARCH_MAX_RELEVANT if wants_set else settings.SEARCH_RELEVANT_DEPTH)
+    vector_ranks: dict[int, tuple[int, float]] = {}
+    vector_scores: dict[int, float] = {}
+    lexical_ranks: dict[int, tuple[int, float]] = {}
+    if vector is not None:
+        options = {"exact": request.exact, "exclude_ids": request.exclude_ids, "ef_search": request.ef_search}
+        targets = request.filters.modalities or space.modalities
+        if request.balance_modalities and len(targets) > 1:
+            ranking, exact = cross_modal_ranking(space, vector, request.filters, depth, **options)
+        else:
+            plain, exact = vector_ranking(space, vector, request.filters, depth, **options)
+            ranking = [(item_id, d, 1.0 - d) for item_id, d in plain]
+        vector_ranks = {item_id: (rank, d) for rank, (item_id, d, _) in enumerate(ranking, start=1)}
+        vector_scores = {item_id: score for item_id, _, score in ranking}
+    if request.mode != "vector":
+        ranking = lexical_ranking(text, request.filters, max(FUSION_DEPTH, depth), request.exclude_ids)
+        lexical_ranks = {item_id: (rank, score) for rank, (item_id, score) in enumerate(ranking, start=1)}
+
+    candidates = set(vector_ranks) | set(lexical_ranks)
+    # Candidates with the fields that judge, order and count them (a hundred of them per search, and a
+    # document's text may be a million characters); the items shown are read whole below.
+    items = read_items(candidates, CANDIDATE_FIELDS)
+    # An item deleted between ranking and fetching simply drops out.
+    # A text ranked by its best passage is judged knowing how many it has (search.engine.calibration.z_score).
+    passage_counts = passage_rows.counts(space, [i for i in vector_ranks if i in items and items[i].modality ==
+                                                 Modality.TEXT]) \
+        if vector_ranks and passage_rows.has_passages(space) else {}
+    relevance = relevances(space, request, vector_ranks, lexical_ranks, items, passage_counts)
+    if request.mode == "vector":
+        # Ranked by the score (each modality against its own baseline); relevance decides what is kept.
+        ordered = [(item_id, score) for item_id, score in vector_scores.items() if item_id in items]
+    elif request.mode == "lexical":
+        ordered = [(item_id, score) for item_id, (_, score) in lexical_ranks.items() if item_id in items]
+    else:
+        fused: dict[int, float] = {}
+        for ranks in (vector_ranks, lexical_ranks):
+            for item_id, (rank, _) in ranks.items():
+                fused[item_id] = fused.get(item_id, 0.0) + 1.0 / (RRF_K + rank)
+        ordered = sorted(((i, f) for i, f in fused.items() if i in items), key=lambda pair: (-pair[1], pair[0]))
+    cutoff = settings.SEARCH_MIN_RELEVANCE if request.min_relevance is None else request.min_relevance
+    relevant = [pair for pair in ordered if relevance[pair[0]] >= cutoff]
+    weak = [pair for pair in ordered if relevance[pair[0]] < cutoff]
+    if (request.sort == "relevance" and request.balance_modalities
+            and len(request.filters.modalities or space.modalities) > 1):
+        relevant = texts_not_crowding(relevant, items)
+    relevant = pinned_first(relevant, vector_ranks, lexical_ranks, request, items)
+    if request.sort != "relevance":
+        relevant = sorted_by_field(relevant, items, request.sort)
+    listed = relevant + (weak if request.include_weak else [])
+    page_ids = listed[offset:offset + request.k]
+    moments = {}
+    if vector is not None:
+        audio_ids = [i for i, _ in page_ids if items[i].modality == Modality.AUDIO]
+        moments = audio_moments(space, vector, audio_ids)
+    timings["sql_ms"] = (time.perf_counter() - started) * 1000
+
+    weak_ids = {item_id for item_id, _ in weak}
+    shown_ids = [item_id for item_id, _ in page_ids] + ([item_id for item_id, _ in weak[:SUGGESTIONS]]
+                                                       if not relevant else [])
+    fresh = read_items(shown_ids, shown_columns())
+    gone = set(shown_ids) - set(fresh)
+    if gone:
+        # Deleted since ranking: such an item drops out here too rather than be shown half-loaded.
+        page_ids = [pair for pair in page_ids if pair[0] not in gone]
+        weak = [pair for pair in weak if pair[0] not in gone]
+        relevant = [pair for pair in relevant if pair[0] not in gone]
+    items.update(fresh)
+
+    def hit(position: int, item_id: int, score: float) -> Hit:
+        item = items[item_id]
+        vr, lr = vector_ranks.get(item_id), lexical_ranks.get(item_id)
+        moment = moments.get(item_id)
+        if moment is None and item.modality == Modality.AUDIO and item.duration:
+            moment = (0.0, float(item.duration))
+        return Hit(item=item, score=round(float(score), 6), rank=position,
+                   distance=round(vr[1], 6) if vr else None,
+                   similarity=round(1.0 - vr[1], 6) if vr else None, vector_rank=vr[0] if vr else None,
+                   lexical_rank=lr[0] if lr else None, moment=moment, relevance=round(relevance[item_id], 4),
+                   weak=item_id in weak_ids, space=space.name, passages=passage_counts.get(item_id, 0))
+
+    hits = [hit(position, item_id, score) for position, (item_id, score) in enumerate(page_ids, start=offset + 1)]
+    suggestions = [hit(n, item_id, score) for n, (item_id, score) in enumerate(weak[:SUGGESTIONS], start=1)] \
+        if not relevant else []
+    started = time.perf_counter()
+    shown = {h.item.pk: h.item for h in hits + suggestions}
+    found = passage_matches.for_hits(list(shown.values()), space=space, vector=vector, words=text,
+                              lexical_ids=set(lexical_ranks))
+    for h in hits + suggestions:
+        h.passage = found.get(h.item.pk)
+    timings["passages_ms"] = (time.perf_counter() - started) * 1000
+    return SearchPage(hits=hits, page=request.page, k=request.k, has_more=len(listed) > offset + request.k,
+                      space=space.name, mode=request.mode, exact=exact, timings=timings, min_relevance=cutoff,
+                      sort=request.sort, total_relevant=len(relevant), weak_count=len(weak),
+                      facets=facet_counts([items[i] for i, _ in relevant], request.facets), suggestions=suggestions,
+                      matched_words=any(item_id in lexical_ranks for item_id, _ in listed))
+
+
+def _part_modalities(request: SearchRequest) -> set[str]:
+    """What a space must embed to take every part of the query (item and vector parts are checked apart)."""
+    needed = set()
+    for part in request.parts:
+        if part.text is not None:
+            needed.add(Modality.TEXT)
+        elif part.data is not None:
+            mime = media_formats.sniff(part.data[:64])
+            if mime:
+                needed.add(media_formats.BY_MIME[mime].modality)
+    return needed
+
+
+def eligible_spaces(request: SearchRequest) -> list[str]:
+    """The configured spaces that can embed every part of the query and hold items of the wanted modalities."""
+    needed = _part_modalities(request)
+    wanted = set(request.filters.modalities) or set(Modality.values)
+    item_ids = {part.item_id for part in request.parts if part.item_id is not None}
+    vector_dims = {len(part.vector) for part in request.parts if part.vector is not None}
+    names = []
+    for name in settings.SEARCH_SPACES:
+        try:
+            encoder = spaces.get_encoder(name)
+            if not all(encoder.can_embed(modality) for modality in needed):
+                continue
+            space = resolve_space(name)
+        except (QueryError, EncoderError, spaces.SpaceIdentityMismatch):
+            continue  # a space that cannot be used right now does not take part
+        if vector_dims and vector_dims != {space.dimension}:
+            continue
+        if item_ids and Embedding.objects.filter(space=space, item_id__in=item_ids,
+                                                 segment_start__isnull=True).count() < len(item_ids):
+            continue
+        if not any(calibration.modality_counts(space).get(modality) for modality in wanted & set(space.modalities)):
+            continue
+        names.append(name)
+    return names
+
+
+def _fused_search(request: SearchRequest) -> SearchPage:
+    names = eligible_spaces(request)
+    if not names:
+        raise QueryError("no configured space can embed every part of this query and holds items of the kinds "
+                         "asked for; name one with `space`")
+    if len(names) == 1:
+        return _search_in_space(replace(request, space=names[0]))
+    offset = (request.page - 1) * request.k
+    window = offset + request.k + 1
+    wants_set = request.sort != "relevance" or bool(request.facets)
+    # Each space lists the same candidates whatever the page, so pages of the fused list stay consistent.
+    depth = max(window, settings.SEARCH_MAX_RELEVANT if wants_set else settings.SEARCH_RELEVANT_DEPTH)
+    pages = [_search_in_space(replace(request, space=name, page=1, k=depth, sort="relevance", facets=[],
+                                      include_weak=True)) for name in names]
+    best: dict[int, Hit] = {}
+    for page in pages:
+        for hit in page.hits:
+            kept = best.get(hit.item.pk)
+            if kept is None or (hit.relevance or 0) > (kept.relevance or 0):
+                best[hit.item.pk] = hit
+    # Calibrated relevance is what makes scores of different spaces comparable.
+    ordered = sorted(best.values(), key=lambda hit: (-(hit.relevance or 0), hit.item.pk))
+    relevant = [hit for hit in ordered if not hit.weak]
+    weak = [hit for hit in ordered if hit.weak]
+    if request.sort != "relevance":
+        items = {hit.item.pk: hit.item for hit in relevant}
+        by_id = {hit.item.pk: hit for hit in relevant}
+        relevant = [by_id[i] for i, _ in sorted_by_field([(h.item.pk, 0) for h in relevant], items, request.sort)]
+    listed = relevant + (weak if request.include_weak else [])
+    hits = [replace(hit, rank=position) for position, hit in
+            enumerate(listed[offset:offset + request.k], start=offset + 1)]
+    timings: dict[str, float] = {}
+    for page in pages:
+        for key, value in page.timings.items():
+            timings[key] = timings.get(key, 0.0) + value
+    cutoff = pages[0].min_relevance
+    return SearchPage(
+        hits=hits, page=request.page, k=request.k, has_more=len(listed) > offset + request.k,
+        space="+".join(names), mode=request.mode, exact=all(page.exact for page in pages), timings=timings,
+        min_relevance=cutoff, sort=request.sort, total_relevant=len(relevant), weak_count=len(weak),
+        facets=facet_counts([hit.item for hit in relevant], request.facets),
+        suggestions=[replace(hit, rank=n) for n, hit in enumerate(weak[:SUGGESTIONS], start=1)] if not relevant
+        else [],
+        matched_words=any(page.matched_words for page in pages),
+    )
+
+
+
+
+def _check_item_parts(request: SearchRequest) -> None:
+    """Items named as query parts must be ones the viewer may read; a hidden one is answered exactly as
+    a missing one, so ids cannot be probed."""
+    wanted = {part.item_id for part in request.parts if part.item_id is not None}
+    if not wanted:
+        return
+    found = set(access.visible(Item.objects.filter(pk__in=wanted), request.viewer).values_list("pk", flat=True))
+    for item_id in sorted(wanted - found):
+        raise QueryError(f"there is no item {item_id}")

@@ -1,0 +1,133 @@
+"""One query over several spaces: each space answers what it can embed, the lists are fused by calibrated
+relevance, each item once, each hit naming its space (issue 19)."""
+
+import pytest
+from django.core.cache import cache
+from rest_framework.test import APIClient
+
+import encoders
+from encoders.base import Modality
+from encoders.fake import FakeSpace
+from search.engine import calibration
+from search.engine.query_vectors import QueryPart
+from search.engine.requests import Filters, SearchRequest
+from search.engine.search_service import search
+from search.ingest.ingester import Ingester, IngestInput
+from search.models import EmbeddingSpace
+from tests.search.helpers import png_bytes, wav_bytes
+
+pytestmark = pytest.mark.django_db
+
+
+class PicturesFake(FakeSpace):
+    def __init__(self, name, **options):
+        super().__init__(name, **options)
+        self.modalities = frozenset({Modality.TEXT, Modality.IMAGE})
+
+
+class SoundsFake(FakeSpace):
+    def __init__(self, name, **options):
+        super().__init__(name, **options)
+        self.modalities = frozenset({Modality.TEXT, Modality.AUDIO})
+
+
+SPACES = {
+    "pics": {"ENCODER": "tests.search.test_multispace.PicturesFake", "OPTIONS": {"dim": 32}},
+    "sounds": {"ENCODER": "tests.search.test_multispace.SoundsFake", "OPTIONS": {"dim": 24}},
+}
+
+
+@pytest.fixture
+def two_spaces(settings):
+    original = settings.SEARCH_SPACES
+    settings.SEARCH_SPACES = SPACES
+    settings.SEARCH_DEFAULT_SPACE = "pics"
+    encoders.configure(SPACES)
+    cache.clear()
+    calibration.clear_cache()
+    texts = [IngestInput(text=f"a note about {word}", title=f"note {word}") for word in
+             ("red", "blue", "green", "tone", "chord", "noise")]
+    images = [IngestInput(data=png_bytes(colour=(30 * n, 200 - 20 * n, 60), seed=n), title=f"picture {n}")
+              for n in range(6)]
+    sounds = [IngestInput(data=wav_bytes(seconds=0.5, freq=220.0 * (n + 1)), title=f"sound {n}") for n in range(6)]
+    Ingester().ingest_many(texts + images + sounds)
+    for space in EmbeddingSpace.objects.all():
+        calibration.calibrate(space)
+    yield
+    encoders.configure(original)
+
+
+def test_one_query_runs_in_every_space_that_can_take_it_and_each_item_comes_once(two_spaces):
+    page = search(SearchRequest(parts=[QueryPart(text="a note about red")], k=50, min_relevance=0.0))
+    assert page.space == "pics+sounds"
+    spaces_of = {hit.item.modality: {h.space for h in page.hits if h.item.modality == hit.item.modality}
+                 for hit in page.hits}
+    assert spaces_of["image"] == {"pics"} and spaces_of["audio"] == {"sounds"}
+    ids = [hit.item.pk for hit in page.hits]
+    assert len(ids) == len(set(ids)) == 18
+    assert [hit.rank for hit in page.hits] == list(range(1, 19))
+    relevances = [hit.relevance for hit in page.hits]
+    assert relevances == sorted(relevances, reverse=True)
+    assert page.hits[0].item.title == "note red"
+
+
+def test_a_named_space_keeps_single_space_behaviour(two_spaces):
+    page = search(SearchRequest(parts=[QueryPart(text="a note about red")], space="sounds", k=50, min_relevance=0))
+    assert page.space == "sounds" and {hit.item.modality for hit in page.hits} == {"text", "audio"}
+
+
+def test_a_query_part_only_one_space_can_embed_runs_there_alone(two_spaces):
+    page = search(SearchRequest(parts=[QueryPart(data=png_bytes(seed=2))], k=50, min_relevance=0.0))
+    assert page.space == "pics" and {hit.item.modality for hit in page.hits} <= {"text", "image"}
+
+
+def test_filters_paging_and_the_api_work_across_spaces(two_spaces):
+    audio = search(SearchRequest(parts=[QueryPart(text="a tone")], k=50, min_relevance=0.0,
+                                 filters=Filters(modalities=["audio"])))
+    assert audio.space == "sounds" and {hit.item.modality for hit in audio.hits} == {"audio"}
+    first = search(SearchRequest(parts=[QueryPart(text="a note")], k=5, page=1, min_relevance=0.0))
+    second = search(SearchRequest(parts=[QueryPart(text="a note")], k=5, page=2, min_relevance=0.0))
+    assert not {h.item.pk for h in first.hits} & {h.item.pk for h in second.hits} and first.has_more
+    body = APIClient().get("/api/search/", {"q": "a note about red", "min_relevance": 0, "k": 50}).json()
+    assert body["space"] == "pics+sounds" and {hit["space"] for hit in body["results"]} == {"pics", "sounds"}
+
+
+@pytest.mark.slow
+def test_the_demo_model_as_two_spaces_answers_one_fused_query(settings, tmp_path):
+    """The issue's case: "pics" (text+image) and "sounds" (text+audio) from the same demo model, the demo
+    world loaded into both, one text query fused across them."""
+    import json
+
+    from django.core.management import call_command
+
+    from encoders.demo import synth
+    from encoders.registry import DEFAULT_SPACES
+
+    demo = DEFAULT_SPACES["demo"]
+    two = {
+        "pics": {"ENCODER": demo["ENCODER"], "OPTIONS": {**demo["OPTIONS"], "modalities": ["text", "image"]}},
+        "sounds": {"ENCODER": demo["ENCODER"], "OPTIONS": {**demo["OPTIONS"], "modalities": ["text", "audio"]}},
+    }
+    original = settings.SEARCH_SPACES
+    settings.SEARCH_SPACES, settings.SEARCH_DEFAULT_SPACE = two, "pics"
+    encoders.configure(two)
+    calibration.clear_cache()
+    try:
+        manifest = synth.write_dataset(tmp_path / "demo", n_images=32, n_audio=24, n_texts=8, seed=5)
+        call_command("ingest", str(manifest), verbosity=0)
+        for space in EmbeddingSpace.objects.all():
+            calibration.calibrate(space)
+        page = search(SearchRequest(parts=[QueryPart(text="a red circle")], k=100, min_relevance=0.0))
+        assert page.space == "pics+sounds"
+        by_modality = {}
+        for hit in page.hits:
+            by_modality.setdefault(hit.item.modality, set()).add(hit.space)
+        assert by_modality["image"] == {"pics"} and by_modality["audio"] == {"sounds"}
+        ids = [hit.item.pk for hit in page.hits]
+        assert len(ids) == len(set(ids)) == 64
+        labels = {json.loads(line)["title"]: json.loads(line)["labels"]
+                  for line in manifest.read_text().splitlines()}
+        top_image = next(hit for hit in page.hits if hit.item.modality == "image")
+        assert labels[top_image.item.title]["shape"] == "circle"
+    finally:
+        encoders.configure(original)
