@@ -36,6 +36,7 @@ BENCHMARKS = {
     "serve": "bench_serve.py",
     "long_text": "bench_long_text.py",
     "generalisation": "bench_generalisation.py",
+    "real_language": "bench_real_language.py",
 }
 
 

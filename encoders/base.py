@@ -122,9 +122,14 @@ class EmbeddingSpace(abc.ABC):
     metric: str = "cosine"
     dim: int
     modalities: frozenset[str]
+    # Text the model has no meaning for lands near one point (the demo model was trained to put ordinary language
+    # on a learned "unknown" item): sentences that find it, and the cosine from which a vector counts as there.
+    unknown_texts: tuple[str, ...] = ()
+    unknown_similarity: float = 0.9
 
     def __init__(self, name: str):
         self.name = name
+        self._unknown_point: np.ndarray | None = None
 
     @property
     @abc.abstractmethod
@@ -193,6 +198,19 @@ class EmbeddingSpace(abc.ABC):
         if not texts:
             return self._empty()
         return finalize(self._encode_texts(list(texts)), f"{self.name} text")
+
+    def unknown_text_point(self) -> np.ndarray | None:
+        """Where this model puts text it has no meaning for (unit norm), or None when it has no such point.
+
+        A vector within ``unknown_similarity`` of it carries no meaning in this space: the product leaves such
+        vectors out of this space's matches, so ordinary prose never answers every query here.
+        """
+        if not self.unknown_texts or not self.can_embed(Modality.TEXT):
+            return None
+        if self._unknown_point is None:
+            mean = self.encode_texts(list(self.unknown_texts)).mean(axis=0)
+            self._unknown_point = finalize(mean[None, :], f"{self.name} unknown point")[0]
+        return self._unknown_point
 
     # ------------------------------------------------------------------ passages
 

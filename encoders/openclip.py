@@ -93,7 +93,9 @@ class OpenClipSpace(EmbeddingSpace):
     ``batch_size``, ``precision``, ``cache_dir``, ``allow_random_weights``,
     ``image_views`` (``["mirror"]``: an image's vector is the mean of it and its
     mirror image, test-time augmentation for a model trained to ignore the
-    difference; twice the image encoding time).
+    difference; twice the image encoding time), ``unknown_texts`` and
+    ``unknown_similarity`` (where the model puts text it has no meaning for:
+    ``EmbeddingSpace.unknown_text_point``).
     """
 
     def __init__(
@@ -109,8 +111,16 @@ class OpenClipSpace(EmbeddingSpace):
         cache_dir: str | None = None,
         allow_random_weights: bool = False,
         image_views: list[str] | tuple[str, ...] = (),
+        unknown_texts: list[str] | tuple[str, ...] = (),
+        unknown_similarity: float = 0.9,
     ):
         super().__init__(name)
+        if isinstance(unknown_texts, str) or not all(isinstance(t, str) and t.strip() for t in unknown_texts):
+            raise EncoderError(f"space {name!r}: unknown_texts must be a list of sentences")
+        if not 0.0 < float(unknown_similarity) <= 1.0:
+            raise EncoderError(f"space {name!r}: unknown_similarity must be in (0, 1], got {unknown_similarity!r}")
+        self.unknown_texts = tuple(unknown_texts)
+        self.unknown_similarity = float(unknown_similarity)
         # Re-entrant: loading resolves (and may download) weights under the same lock.
         self._lock = threading.RLock()
         self.model_name = model

@@ -8,6 +8,7 @@ from django.http import HttpResponseRedirect
 from django.urls import path, reverse
 from django.utils.html import format_html, format_html_join
 
+from encoders.base import EncoderError
 from search.admin.job_admin import queued_message  # also registers the Jobs page
 from search.engine.evaluation import latest_evaluation
 from search.ingest.backfill import items_to_embed
@@ -18,10 +19,10 @@ from search.storage import spaces
 
 @admin.register(EmbeddingSpace)
 class EmbeddingSpaceAdmin(admin.ModelAdmin):
-    list_display = ("name", "identity", "dimension", "modality_list", "item_vectors", "audio_windows",
-                    "missing", "configured", "evaluation_summary")
-    readonly_fields = ("name", "identity", "dimension", "metric", "modalities", "created_at", "evaluation",
-                       "relevance_calibration")
+    list_display = ("name", "model", "dimension", "languages", "licence", "modality_list", "item_vectors",
+                    "audio_windows", "missing", "configured", "evaluation_summary")
+    readonly_fields = ("name", "model", "languages", "licence", "identity", "dimension", "metric", "modalities",
+                       "created_at", "evaluation", "relevance_calibration")
     actions = ["backfill", "run_evaluation"]
 
     @admin.display(description="Relevance calibration")
@@ -130,6 +131,27 @@ class EmbeddingSpaceAdmin(admin.ModelAdmin):
             report["created_at"][:19].replace("T", " "), report["items"], Path(report["golden"]).name, stale,
             report["k"], report["ndcg_depth"], body,
         )
+
+    def _described(self, space) -> dict:
+        try:
+            return spaces.get_encoder(space.name).describe()
+        except EncoderError:
+            return {}  # a space no longer configured, or whose model cannot be built here
+
+    @admin.display(description="Model")
+    def model(self, space):
+        return self._described(space).get("model") or "-"
+
+    @admin.display(description="Languages")
+    def languages(self, space):
+        return ", ".join(self._described(space).get("languages") or ()) or "not stated"
+
+    @admin.display(description="Licence")
+    def licence(self, space):
+        described = self._described(space)
+        note = described.get("note")
+        return format_html("{} <small>{}</small>", described["licence"], note) if described.get("licence") and note \
+            else described.get("licence") or "not stated"
 
     @admin.display(description="Configured", boolean=True)
     def configured(self, space):

@@ -12,10 +12,10 @@ from search.engine.requests import FACETS, MODES, SORTS
 from search.ingest import revise
 from search.ingest.ingester import clean_tags
 from search.ingest.prepare import clean_text, describe_all
-from search.media import MediaRejected
-from search.media import media_formats as media_formats
+from search.media import MediaRejected, media_formats
 from search.models import EmbeddingSpace, Item, Modality
 from search.runtime import json_input
+from search.storage import spaces
 
 
 class Conflict(APIException):
@@ -433,10 +433,32 @@ class SearchPageSerializer(serializers.Serializer):
 class SpaceSerializer(serializers.ModelSerializer):
     item_count = serializers.IntegerField(read_only=True)
     default = serializers.SerializerMethodField()
+    model = serializers.SerializerMethodField(help_text="The model behind the space, as configured.")
+    languages = serializers.SerializerMethodField(help_text="Languages its text side reads (ISO 639-1); null: "
+                                                            "not stated by the model.")
+    licence = serializers.SerializerMethodField(help_text="The model's licence (SPDX id); null: not stated.")
 
     class Meta:
         model = EmbeddingSpace
-        fields = ["name", "identity", "dimension", "metric", "modalities", "item_count", "default", "created_at"]
+        fields = ["name", "identity", "dimension", "metric", "modalities", "item_count", "default", "created_at",
+                  "model", "languages", "licence"]
+
+    def _described(self, space) -> dict:
+        # One encoder per configured space and process; describe() never loads the model.
+        return spaces.get_encoder(space.name).describe()
+
+    @extend_schema_field(serializers.CharField(allow_null=True))
+    def get_model(self, space) -> str | None:
+        return self._described(space).get("model")
+
+    @extend_schema_field(serializers.ListField(child=serializers.CharField(), allow_null=True))
+    def get_languages(self, space) -> list[str] | None:
+        languages = self._described(space).get("languages")
+        return list(languages) if languages is not None else None
+
+    @extend_schema_field(serializers.CharField(allow_null=True))
+    def get_licence(self, space) -> str | None:
+        return self._described(space).get("licence")
 
     def get_default(self, space) -> bool:
         return space.name == settings.SEARCH_DEFAULT_SPACE

@@ -12,7 +12,7 @@ from django.db import transaction
 from search.engine import passage_matches
 from search.engine.requests import Filters
 from search.models import EmbeddingSpace, Modality
-from search.storage import knn, passage_rows
+from search.storage import knn, passage_rows, spaces
 from search.storage.replicas import read_connection as connection
 
 RRF_K = 60  # the constant from Cormack et al.; dampens the head of each ranking
@@ -41,6 +41,8 @@ def vector_ranking(space: EmbeddingSpace, vector: np.ndarray, filters: Filters, 
         # A filter that leaves few rows is answered faster, and completely, by an exact scan. The
         # planner's row estimate decides: counting would cost more than the search itself.
         exact = _estimated_rows(where, params) <= settings.SEARCH_EXACT_BELOW
+    no_meaning, no_meaning_params = meaningless_vectors_sql(space)
+    where, params = where + no_meaning, params + no_meaning_params
     with_passages = (not filters.modalities or Modality.TEXT in filters.modalities) and passage_rows.has_passages(space)
     fanout = PASSAGE_FANOUT if with_passages else 1
     while True:
@@ -50,6 +52,27 @@ def vector_ranking(space: EmbeddingSpace, vector: np.ndarray, filters: Filters, 
         if not with_passages or len(rows) >= limit or scanned < limit * fanout or fanout >= 64:
             return rows, exact
         fanout *= 4
+
+
+def _unknown_point(space: EmbeddingSpace) -> tuple[np.ndarray | None, float]:
+    encoder = spaces.get_encoder(space.name)
+    return encoder.unknown_text_point(), encoder.unknown_similarity
+
+
+def meaningless_vectors_sql(space: EmbeddingSpace) -> tuple[str, list]:
+    """A condition leaving out the vectors on the space's "unknown" point (encoders.base.EmbeddingSpace.
+    unknown_text_point): they carry no meaning in this space, and would answer every query that has none either
+    (ordinary prose in the demo model). Such items stay findable through their words and other spaces."""
+    point, similarity = _unknown_point(space)
+    if point is None:
+        return "", []
+    return f" AND {knn.distance_sql(space, 'e')} > %s", [knn.vector_literal(point), 1.0 - similarity]
+
+
+def carries_no_meaning(space: EmbeddingSpace, vector: np.ndarray) -> bool:
+    """Whether a query vector lands on the space's "unknown" point: then this space has nothing to say about it."""
+    point, similarity = _unknown_point(space)
+    return point is not None and float(np.dot(point, vector) / (np.linalg.norm(vector) or 1.0)) >= similarity
 
 
 def _nearest_rows(space, vector, where, params, limit, fanout, *, exact, with_passages, ef_search):

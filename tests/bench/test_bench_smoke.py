@@ -183,3 +183,17 @@ def test_generalisation_uploads_the_unseen_world_and_asks_it_through_the_api(tmp
     assert float(rows["text->image top-1"][1]) >= 0.8, rows
     no_match = next(row for name, row in rows.items() if name.startswith("out-of-domain sentences"))
     assert float(no_match[1]) >= 0.8, rows
+
+
+@pytest.mark.slow
+def test_real_language_stores_reference_text_and_asks_it_through_the_api(tmp_path):
+    out = tmp_path / "real-language.md"
+    run_script("bench_real_language.py", "--quick", "--out", str(out), timeout=900)
+    rows = {(row[0], row[1]): row for row in table_rows(out.read_text())}
+    assert {("default (fused)", mode) for mode in ("vector", "hybrid", "lexical")} <= rows.keys()
+    for key, row in rows.items():
+        if key != ("spaces", "mode"):  # the header
+            assert all(0.0 <= float(value) <= 1.0 for value in row[2:5]), row
+    # 20 documents: the real text space finds most of them by their summary; the demo model cannot.
+    assert float(rows[("text", "vector")][3]) >= 0.6 and float(rows[("demo", "vector")][2]) <= 0.3, rows
+    assert "with the text space added" in out.read_text()
