@@ -15,6 +15,8 @@ from search.engine.evaluation import (
     save_evaluation,
 )
 from search.engine.query_vectors import QueryError
+from search.engine.real_language import format_real_language
+from search.engine.real_language import real_language as measure_real_language
 
 DEFAULT_GOLDEN = Path(settings.BASE_DIR) / "fixtures" / "golden" / "demo.jsonl"
 DEFAULT_OOD = Path(settings.BASE_DIR) / "fixtures" / "golden" / "out_of_domain.jsonl"
@@ -37,6 +39,10 @@ class Command(BaseCommand):
         parser.add_argument("--ood", default=str(DEFAULT_OOD),
                             help="out-of-domain queries (JSONL with 'query'): how often the cutoff answers "
                                  "'no close match'; '' to skip")
+        parser.add_argument("--real-language", type=int, default=100, metavar="N",
+                            help="also seek N reference documents read from this machine (manual pages, Python "
+                                 "docstrings) by their one-line summaries, in every mode and with every space "
+                                 "fused, as a user's query runs (default 100; 0 to skip)")
         parser.add_argument("--json", dest="json_path", default=None, help="also write the full report here")
         parser.add_argument("--baseline", default=None, help="a report written by --json: show the change against it")
         parser.add_argument("--no-save", action="store_true", help="do not store it as the latest evaluation")
@@ -44,7 +50,7 @@ class Command(BaseCommand):
                             help="write the demo golden set from the demo data's labels instead of evaluating")
 
     def handle(self, *args, golden, space, root, k, ef_search, json_path, baseline, no_save, make_golden,
-               verbosity, ood, **options):
+               verbosity, ood, real_language, **options):
         root = Path(root) if root else Path(settings.VAR_DIR) / "demo"
         golden = Path(golden)
         if make_golden:
@@ -74,6 +80,13 @@ class Command(BaseCommand):
                 path = save_evaluation(report)
                 if verbosity >= 2:
                     self.stdout.write(f"stored as the latest evaluation of {name!r}: {path}")
+        if real_language > 0:
+            found = measure_real_language(n=real_language, k=k)
+            self.stdout.write(format_real_language(found))
+            for report in reports.values():
+                report["real_language"] = found
+                if not no_save:
+                    save_evaluation(report)
         if json_path:
             Path(json_path).write_text(json.dumps(reports, indent=1, ensure_ascii=False), encoding="utf-8")
             if verbosity >= 1:

@@ -198,6 +198,10 @@ def test_the_command_scores_a_small_collection_end_to_end(settings, tmp_path, sm
 
     report = json.loads(report_path.read_text())["fake"]
     rows = {row["id"]: row for row in report["queries"]}
+    # The real-language probe ran too (reference documents read from this machine), in every mode, and left
+    # nothing behind.
+    assert "Real language: " in out and set(report["real_language"]["modes"]) == {"vector", "hybrid", "lexical"}
+    assert report["real_language"]["documents"] > 0 and not Item.objects.filter(collection__startswith="__").exists()
     assert rows["exact-text"]["pair"] == "text→text"
     assert (rows["exact-text"]["recall"], rows["exact-text"]["mrr"], rows["exact-text"]["ndcg"]) == (1.0, 1.0, 1.0)
     assert rows["red-twin"]["pair"] == "image→image"
