@@ -9,6 +9,7 @@ import numpy as np
 from django.conf import settings
 from django.db import transaction
 
+from encoders.base import EncoderError
 from search.engine import passage_matches
 from search.engine.requests import Filters
 from search.models import EmbeddingSpace, Modality
@@ -55,7 +56,10 @@ def vector_ranking(space: EmbeddingSpace, vector: np.ndarray, filters: Filters, 
 
 
 def _unknown_point(space: EmbeddingSpace) -> tuple[np.ndarray | None, float]:
-    encoder = spaces.get_encoder(space.name)
+    try:
+        encoder = spaces.get_encoder(space.name)
+    except EncoderError:
+        return None, 1.0  # a space of raw vectors (benchmarks, imports) has no model to ask
     return encoder.unknown_text_point(), encoder.unknown_similarity
 
 
