@@ -25,10 +25,10 @@ import torch
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from encoders import synth  # noqa: E402  (needs the repository root on sys.path)
 from encoders.audio.frontend import FrontendConfig  # noqa: E402
 from encoders.audio.tower import AudioTower, TowerConfig, save_tower  # noqa: E402
 from encoders.base import EmbeddingSpace  # noqa: E402
+from encoders.demo import synth  # noqa: E402  (needs the repository root on sys.path)
 from encoders.openclip import OpenClipSpace  # noqa: E402
 from encoders.registry import DEFAULT_SPACES  # noqa: E402
 

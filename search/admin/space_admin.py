@@ -126,8 +126,9 @@ class EmbeddingSpaceAdmin(admin.ModelAdmin):
         )
         stale = "" if report.get("identity") == space.identity else " (made with an earlier model)"
         return format_html(
-            "<p>{} on {} items, {}{}</p><table><thead><tr><th>pair</th><th>queries</th><th>recall@{}</th>"
+            "{}<p>{} on {} items, {}{}</p><table><thead><tr><th>pair</th><th>queries</th><th>recall@{}</th>"
             "<th>MRR</th><th>nDCG@{}</th><th>ANN recall vs exact</th></tr></thead><tbody>{}</tbody></table>",
+            format_html("<p><strong>The next run: {}</strong></p>", state) if state else "",
             report["created_at"][:19].replace("T", " "), report["items"], Path(report["golden"]).name, stale,
             report["k"], report["ndcg_depth"], body,
         )

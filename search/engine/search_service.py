@@ -18,6 +18,7 @@ from search.engine.rankers import (
     FUSION_DEPTH,
     RRF_K,
     audio_moments,
+    carries_no_meaning,
     cross_modal_ranking,
     lexical_ranking,
     vector_ranking,
@@ -86,7 +87,10 @@ def _search_in_space(request: SearchRequest) -> SearchPage:
     vector_ranks: dict[int, tuple[int, float]] = {}
     vector_scores: dict[int, float] = {}
     lexical_ranks: dict[int, tuple[int, float]] = {}
-    if vector is not None:
+    # A query this space's model has no meaning for (ordinary prose in the demo model) gets no vector matches
+    # here: they would be its "unknown" point's neighbours, not answers. Other spaces and its words still answer.
+    meaningful = vector is not None and not carries_no_meaning(space, vector)
+    if meaningful:
         options = {"exact": request.exact, "exclude_ids": request.exclude_ids, "ef_search": request.ef_search}
         targets = request.filters.modalities or space.modalities
         if request.balance_modalities and len(targets) > 1:
@@ -192,8 +196,9 @@ def _part_modalities(request: SearchRequest) -> set[str]:
     return needed
 
 
-def eligible_spaces(request: SearchRequest) -> list[str]:
-    """The configured spaces that can embed every part of the query and hold items of the wanted modalities."""
+def eligible_spaces(request: SearchRequest, *, require_items: bool = True) -> list[str]:
+    """The configured spaces that can embed every part of the query and hold items of the wanted modalities
+    (with `require_items=False`, whether or not they hold any yet)."""
     needed = _part_modalities(request)
     wanted = set(request.filters.modalities) or set(Modality.values)
     item_ids = {part.item_id for part in request.parts if part.item_id is not None}
@@ -212,7 +217,8 @@ def eligible_spaces(request: SearchRequest) -> list[str]:
         if item_ids and Embedding.objects.filter(space=space, item_id__in=item_ids,
                                                  segment_start__isnull=True).count() < len(item_ids):
             continue
-        if not any(calibration.modality_counts(space).get(modality) for modality in wanted & set(space.modalities)):
+        if require_items and not any(calibration.modality_counts(space).get(modality)
+                                     for modality in wanted & set(space.modalities)):
             continue
         names.append(name)
     return names
@@ -221,8 +227,10 @@ def eligible_spaces(request: SearchRequest) -> list[str]:
 def _fused_search(request: SearchRequest) -> SearchPage:
     names = eligible_spaces(request)
     if not names:
-        raise QueryError("no configured space can embed every part of this query and holds items of the kinds "
-                         "asked for; name one with `space`")
+        # Nothing stored yet where this query could look (a new database): an empty answer, not an error.
+        names = eligible_spaces(request, require_items=False)[:1]
+    if not names:
+        raise QueryError("no configured space can embed every part of this query; name one with `space`")
     if len(names) == 1:
         return _search_in_space(replace(request, space=names[0]))
     offset = (request.page - 1) * request.k

@@ -59,7 +59,7 @@ def text_space(request):
 
 @pytest.fixture
 def no_network(monkeypatch):
-    """The mechanism of tests/search/test_hostile_input.py, down to the socket: any connection fails the test,
+    """The mechanism of tests/search/runtime/test_hostile_input.py, down to the socket: any connection fails the test,
     even one that the code under test catches and shrugs off."""
     attempts = []
 

@@ -32,8 +32,8 @@ class SoundsFake(FakeSpace):
 
 
 SPACES = {
-    "pics": {"ENCODER": "tests.search.test_multispace.PicturesFake", "OPTIONS": {"dim": 32}},
-    "sounds": {"ENCODER": "tests.search.test_multispace.SoundsFake", "OPTIONS": {"dim": 24}},
+    "pics": {"ENCODER": "tests.search.engine.test_multispace.PicturesFake", "OPTIONS": {"dim": 32}},
+    "sounds": {"ENCODER": "tests.search.engine.test_multispace.SoundsFake", "OPTIONS": {"dim": 24}},
 }
 
 

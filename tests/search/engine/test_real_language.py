@@ -52,6 +52,12 @@ def test_the_default_install_has_a_real_text_space_described_for_people():
     assert spaces["demo"]["model"] == "demo-clip" and spaces["demo"]["licence"] is None
 
 
+def test_a_new_empty_database_answers_a_search_with_no_results_not_an_error():
+    for params in ({"q": "a red circle"}, {"q": "quarterly revenue", "mode": "hybrid"}):
+        page = search(params)
+        assert page["results"] == [] and page["has_more"] is False
+
+
 def test_reference_documents_are_found_by_their_summary_in_other_words(writer):
     pairs = reference_pairs(24, seed=5)
     assert len(pairs) == 24, "the machine has neither manual pages nor docstrings to read"

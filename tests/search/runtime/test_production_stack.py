@@ -92,7 +92,7 @@ def test_the_production_stack_serves_concurrent_clients_runs_jobs_and_stops_toge
     try:
         health = _wait_healthy(base, stack)
         # The first answer already comes from a warmed worker: the models loaded before it took traffic.
-        assert health["status"] == "ok" and health["spaces"] == {"demo": "ready"}
+        assert health["status"] == "ok" and health["spaces"] == {"demo": "ready", "text": "ready"}
         children = psutil.Process(stack.pid).children(recursive=True)
         assert len(children) >= 4  # gunicorn master + 2 workers + a job worker
         status, css = _request(base, "GET", "/static/search/site.css")

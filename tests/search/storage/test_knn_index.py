@@ -51,7 +51,7 @@ def test_migrate_builds_an_hnsw_index_per_space():
         cursor.execute("SELECT indexdef FROM pg_indexes WHERE indexname = %s", [space.index_name])
         definition = cursor.fetchone()[0]
     assert "USING hnsw" in definition
-    # half precision by default (tests/search/test_storage.py covers full precision)
+    # half precision by default (tests/search/storage/test_storage.py covers full precision)
     assert f"halfvec({DIM})" in definition and "halfvec_cosine_ops" in definition
     assert "m='16'" in definition.replace(" ", "") or "m = '16'" in definition
 
