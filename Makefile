@@ -38,7 +38,7 @@ worker: install
 
 # The layering contract first (pyproject: [tool.importlinter]): a lower layer importing a higher one fails the run.
 test: install
-	bash scripts/ensure-chromium
+	bash scripts/ensure-test-tools
 	$(VENV)/bin/lint-imports
 	$(PY) -m pytest
 

@@ -28,7 +28,7 @@ DEMO_COUNTS = {"n_images": 40, "n_audio": 20, "n_texts": 10}
 @pytest.fixture(scope="session")
 def browser():
     if not CHROMIUM.exists():
-        pytest.fail("Chromium is missing: run `bash scripts/ensure-chromium` (or `apt-get install -y chromium`)")
+        pytest.fail("Chromium is missing: run `bash scripts/ensure-test-tools` (or `apt-get install -y chromium`)")
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:
