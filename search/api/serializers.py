@@ -326,6 +326,20 @@ class PassageSerializer(serializers.Serializer):
     )
 
 
+class ScoreField(serializers.FloatField):
+    """The list's own sort key, reported within [-1, 1] (its documented range) whatever the mode computed."""
+
+    def to_representation(self, value):
+        return bounded_score(value)
+
+
+def bounded_score(value) -> float:
+    return min(1.0, max(-1.0, float(value)))
+
+
+_DATETIME = serializers.DateTimeField()
+
+
 class SearchHitSerializer(serializers.Serializer):
     id = serializers.IntegerField(source="item.id")
     modality = serializers.CharField(source="item.modality")
@@ -335,7 +349,9 @@ class SearchHitSerializer(serializers.Serializer):
     preview_url = serializers.SerializerMethodField()
     tags = serializers.ListField(source="item.tags", child=serializers.CharField())
     collection = serializers.CharField(source="item.collection")
-    score = serializers.FloatField(help_text="what the list is sorted by (calibrated similarity, RRF or text rank)")
+    score = ScoreField(help_text="what the list is sorted by, in [-1, 1]: in vector mode the similarity (across "
+                                 "modalities, above the modality's baseline), in hybrid the fused rank, in lexical "
+                                 "the text rank; compare it within one answer, and use `relevance` across answers")
     similarity = serializers.FloatField(allow_null=True, help_text="cosine similarity to the query")
     rank = serializers.IntegerField()
     distance = serializers.FloatField(allow_null=True)
@@ -347,6 +363,9 @@ class SearchHitSerializer(serializers.Serializer):
     space = serializers.CharField(help_text="the embedding space whose vectors matched it")
     passage = serializers.SerializerMethodField(
         help_text="the part of a text (or of a long caption) that matched: its best passage, or where the words are")
+    created_at = serializers.DateTimeField(source="item.created_at", help_text="when the item was stored")
+    taken_at = serializers.DateTimeField(source="item.taken_at", allow_null=True,
+                                         help_text="when a photo was taken (its EXIF capture time); null if unknown")
 
     def get_snippet(self, hit) -> str:
         text = hit.item.text or ""
@@ -379,11 +398,12 @@ class SearchHitSerializer(serializers.Serializer):
             "id": item.id, "modality": str(item.modality), "title": str(item.title),
             "snippet": self.get_snippet(hit), "media_url": self.get_media_url(hit),
             "preview_url": self.get_preview_url(hit), "tags": [str(tag) for tag in item.tags],
-            "collection": str(item.collection), "score": float(hit.score), "similarity": _float(hit.similarity),
+            "collection": str(item.collection), "score": bounded_score(hit.score), "similarity": _float(hit.similarity),
             "rank": int(hit.rank), "distance": _float(hit.distance), "vector_rank": _int(hit.vector_rank),
             "lexical_rank": _int(hit.lexical_rank), "moment": self.get_moment(hit),
             "relevance": _float(hit.relevance), "weak": bool(hit.weak), "space": str(hit.space),
-            "passage": self.get_passage(hit),
+            "passage": self.get_passage(hit), "created_at": _DATETIME.to_representation(item.created_at),
+            "taken_at": _DATETIME.to_representation(item.taken_at),
         }
 
 

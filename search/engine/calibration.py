@@ -12,6 +12,15 @@ that the item is relevant. The same two logistic numbers serve every pair: z mak
 The calibration is stored on the space (`EmbeddingSpace.calibration`), shown in the admin, refitted by
 `manage.py calibrate` (and after `loaddemo`), and its unrelated-pair statistics are refreshed from the
 data when the number of items of a modality drifts by more than a quarter since the fit.
+
+Whole items are judged per query as well (issue 26, `judge`): that pairwise z holds only where the space has
+data of the query's own modality and a golden set fitted its midpoint, so it failed on a cold database, on
+broad queries and on pictures and sounds as queries. A whole item's similarity is now measured against the
+query's own distribution over a random sample of the target modality (its median: the query's unrelated
+level), in units of that modality's own spread, so it needs nothing but the items; a break in the scores
+keeps a precise query to its few matches while a broad one keeps everything that fits; and a picture or a
+sound as query must come as close as the collection's items come to their nearest neighbours. A golden set
+refines the midpoints. docs/relevance.md explains the method and where it fails.
 """
 
 import math
@@ -36,12 +45,36 @@ DEFAULT_MIDPOINT = 2.5
 # first demo model), because the best of many passages that truly match stands out less than one
 # caption that does, and everyday prose spreads the unrelated passages' similarities wide.
 DEFAULT_PASSAGE_MIDPOINT = -2.8
+# The per-query judgement (`judge`), with no golden set: relevance 0.5 where an item stands this many of its
+# modality's spreads above the query's median similarity to that modality (a description: text or a raw
+# vector, and an example in its own modality; an example -- a picture, a sound or a stored item as the query --
+# of another modality than the item's), rising with QUERY_SLOPE.
+DESCRIPTION_MIDPOINT = 1.5
+EXAMPLE_MIDPOINT = 2.0
+QUERY_SLOPE = 3.0
+# A break in a query's scores ends its top cluster when the gap is BREAK_SPREAD times the cluster's own
+# spread and BREAK_RANGE of the distance from the query's unrelated level to its best match.
+BREAK_SPREAD = 2.0
+BREAK_RANGE = 0.25
+# An example is a close match from the similarity at which a tenth of the items meet their nearest
+# neighbour, less CLOSE_MARGIN spreads; never below CLOSE_FLOOR spreads above the modality's median.
+CLOSE_QUANTILE = 0.1
+CLOSE_MARGIN = 0.2
+CLOSE_FLOOR = 2.0
+# How far a golden set may move a query midpoint: down by up to a spread, up by at most a quarter (a golden set
+# of precise queries says nothing of how far a broad query's matches reach).
+GOLDEN_LOWER, GOLDEN_RAISE = 1.0, 0.25
+REFERENCE_SAMPLE = 1024  # items per modality the query is compared with
+MIN_REFERENCE = 8  # fewer items of a modality than this: its spread is taken from all the space's items
+DEFAULT_SPREAD = 0.25  # ... and from this when the whole space holds fewer
+REFERENCE_TTL = 300.0
 QUERY_SAMPLE = 256
 TARGET_SAMPLE = 2048
 DRIFT = 0.25
 PASSAGE = "passage"  # the target of a text's passages in `pairs`
 _NORMAL = NormalDist()
 _counts_cache: dict[int, tuple[float, dict]] = {}
+_references: dict[tuple, tuple[float, np.ndarray]] = {}
 
 
 @dataclass(frozen=True)
@@ -70,6 +103,67 @@ def _sample_vectors(space: EmbeddingSpace, modality: str, n: int, seed: float) -
     if not rows:
         return np.zeros((0, space.dimension))
     return np.array([knn.parse_vector(text) for text in rows])
+
+
+def _sample_all(space: EmbeddingSpace, modality: str | None, n: int, seed: float) -> np.ndarray:
+    """Up to n random whole-item vectors of one modality (None: of any), hidden items excluded."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT setseed(%s)", [seed])
+        cursor.execute(
+            "SELECT e.vector::text FROM search_embedding e JOIN search_item i ON i.id = e.item_id"
+            " WHERE e.space_id = %s AND e.segment_start IS NULL AND NOT i.hidden"
+            " AND (%s::text IS NULL OR i.modality = %s) ORDER BY random() LIMIT %s",
+            [int(space.pk), modality, modality, n],
+        )
+        rows = [row[0] for row in cursor.fetchall()]
+    return np.array([knn.parse_vector(text) for text in rows]) if rows else np.zeros((0, space.dimension))
+
+
+def _spread_and_close(vectors: np.ndarray) -> dict | None:
+    """The median and the spread (from the lower half, so that related pairs do not widen it) of the
+    similarity between distinct items, and the similarity at which a tenth of them meet their nearest
+    neighbour; None for fewer than two items."""
+    if len(vectors) < 2:
+        return None
+    sims = vectors @ vectors.T
+    np.fill_diagonal(sims, np.nan)
+    values = sims[np.isfinite(sims)]
+    median = float(np.median(values))
+    spread = float(max((median - np.quantile(values, 0.1)) / 1.2816, 1e-3))
+    nearest = np.nanmax(sims, axis=1)
+    return {"median": median, "spread": spread, "close": float(np.quantile(nearest, CLOSE_QUANTILE)),
+            "n": int(len(vectors))}
+
+
+def reference_stats(space: EmbeddingSpace, seed: float = 0.42) -> dict[str, dict]:
+    """Per modality: the median and spread of item-to-item similarity and the nearest-neighbour level
+    (`_spread_and_close`), from a random sample of the space's own items. A modality with fewer than
+    MIN_REFERENCE items borrows the spread of all the space's items (DEFAULT_SPREAD below that) and has no
+    nearest-neighbour level of its own."""
+    counts = modality_counts(space, refresh=True)
+    pooled = _spread_and_close(_sample_all(space, None, REFERENCE_SAMPLE, seed)) or {}
+    out = {}
+    for modality in [m for m in Modality.values if counts.get(m)]:
+        own = _spread_and_close(_sample_all(space, modality, REFERENCE_SAMPLE, seed)) \
+            if counts[modality] >= MIN_REFERENCE else None
+        out[modality] = own or {"median": pooled.get("median", 0.0),
+                                "spread": pooled.get("spread", DEFAULT_SPREAD) if pooled.get("n", 0) >= MIN_REFERENCE
+                                else DEFAULT_SPREAD, "close": None, "n": int(counts[modality])}
+    return out
+
+
+def _reference_vectors(space: EmbeddingSpace, calibration: dict, modality: str) -> np.ndarray:
+    """The sample of a modality's items a query is compared with, kept in the process for REFERENCE_TTL seconds
+    and renewed with the calibration (which is refitted when the data drifts)."""
+    key = (space.pk, space.identity, modality, calibration.get("fitted_at"))
+    cached = _references.get(key)
+    if cached is not None and time.monotonic() - cached[0] < REFERENCE_TTL:
+        return cached[1]
+    vectors = _sample_all(space, modality, REFERENCE_SAMPLE, 0.42)
+    for old in [k for k in _references if k[0] == space.pk and k[2] == modality]:
+        del _references[old]
+    _references[key] = (time.monotonic(), vectors)
+    return vectors
 
 
 def modality_counts(space: EmbeddingSpace, *, refresh: bool = False) -> dict[str, int]:
@@ -164,11 +258,13 @@ def calibrate(space: EmbeddingSpace, golden: list[tuple[str, np.ndarray, list[tu
     for key, stats in (extra_pairs or {}).items():
         pairs.setdefault(key, dict(stats))
     slope, midpoint, source, used = DEFAULT_SLOPE, DEFAULT_MIDPOINT, "default", 0
+    query_midpoints = {}
     if golden:
+        query_midpoints = _fit_query_midpoints(golden)
         by_pair: dict[str, tuple[list, list]] = {}
         for query_modality, _, scored in golden:
-            for item_modality, similarity, relevant, *passages in scored:
-                count = passages[0] if passages else 0
+            for item_modality, similarity, relevant, *rest in scored:
+                count = rest[0] if rest else 0
                 key = _pair_key(query_modality, item_modality, count)
                 if key in pairs:
                     zs, labels = by_pair.setdefault(key, ([], []))
@@ -181,6 +277,8 @@ def calibrate(space: EmbeddingSpace, golden: list[tuple[str, np.ndarray, list[tu
         if 0 < labels.sum() < len(labels):
             slope, midpoint = fit_logistic(zs, labels)
             source, used = "golden", len(labels)
+        if query_midpoints:
+            source, used = "golden", max(used, sum(fit["pairs"] for fit in query_midpoints.values()))
         # Where the golden set covers a pair well, that pair gets its own midpoint (same slope): z puts
         # pairs on one scale, but not perfectly (a sound's neighbours are denser than a picture's).
         for key, (pair_zs, pair_labels) in by_pair.items():
@@ -190,6 +288,7 @@ def calibrate(space: EmbeddingSpace, golden: list[tuple[str, np.ndarray, list[tu
                                                       slopes=np.array([slope]))[1]
     calibration = {
         "pairs": pairs, "slope": slope, "midpoint": midpoint, "source": source, "golden_pairs": used,
+        "modalities": reference_stats(space), "query_midpoints": query_midpoints,
         "counts": modality_counts(space, refresh=True), "identity": space.identity,
         "fitted_at": timezone.now().isoformat(timespec="seconds"),
     }
@@ -213,11 +312,11 @@ def current(space: EmbeddingSpace) -> dict:
     encoder changed) and keeping the golden fit's slope and midpoint."""
     calibration = space.calibration or {}
     stale = calibration.get("identity") != space.identity or _drifted(calibration, modality_counts(space))
-    if not calibration.get("pairs") or stale:
+    if not calibration.get("pairs") or "modalities" not in calibration or stale:
         fresh = calibrate(space, save=False)
         if calibration.get("identity") == space.identity:
-            fresh |= {key: calibration[key] for key in ("slope", "midpoint", "source", "golden_pairs")
-                      if key in calibration}
+            fresh |= {key: calibration[key] for key in ("slope", "midpoint", "source", "golden_pairs",
+                                                        "query_midpoints") if key in calibration}
             for key, stats in (calibration.get("pairs") or {}).items():
                 if "midpoint" in stats and key in fresh["pairs"]:
                     fresh["pairs"][key]["midpoint"] = stats["midpoint"]
@@ -276,5 +375,119 @@ def relevance(calibration: dict, query_modality: str, item_modality: str, simila
     return 1.0 / (1.0 + math.exp(-max(-60.0, min(60.0, slope * (z - midpoint)))))
 
 
+# --------------------------------------------------------------------------- per query (issue 26)
+
+
+@dataclass
+class Judged:
+    relevance: float
+    z: float | None = None  # stands this many of its modality's spreads above the query's unrelated level
+    demoted: bool = False  # below the query's top cluster, or (an example) not as close as neighbours come
+    kind: str | None = None  # "description" or "example": which midpoint judged it (None: a passage match)
+
+
+def judge(space: EmbeddingSpace, calibration: dict, vector: np.ndarray | None, query_modality: str | None,
+          example: bool, candidates: dict[int, tuple[str, float, int]]) -> dict[int, Judged]:
+    """Relevance of each candidate (id -> (item modality, cosine similarity, passages)) to one query.
+
+    Per target modality: the query's unrelated level is its median similarity to a random sample of that
+    modality's items, and z = (similarity - level) / the modality's spread; relevance is a logistic on z
+    (midpoint DESCRIPTION_MIDPOINT or EXAMPLE_MIDPOINT, or the golden set's). Then two structural rules, each
+    only ever lowering a relevance below 0.5 and keeping the order:
+
+    - the top cluster: among the candidates that pass, a gap larger than BREAK_SPREAD times the spread of
+      those above it (and than BREAK_RANGE of the best match's height) ends the query's matches: "a red
+      circle" keeps the red circles, not the red squares; "circle" has no such break and keeps every circle;
+    - an example (a picture or a sound as query, in its own modality) must come as close as items of the
+      collection come to their nearest neighbour: a photo the model reads as "some shape" is no close match.
+
+    A text matched by one of its passages keeps the pairwise judgement (`relevance`, n + 1 tries).
+    """
+    out: dict[int, Judged] = {}
+    by_modality: dict[str, list[tuple[int, float]]] = {}
+    for item_id, (item_modality, similarity, passages) in candidates.items():
+        if passages and item_modality == Modality.TEXT or vector is None:
+            out[item_id] = Judged(relevance(calibration, query_modality or item_modality, item_modality, similarity,
+                                            passages=passages))
+        else:
+            by_modality.setdefault(item_modality, []).append((item_id, similarity))
+    for modality, scored in by_modality.items():
+        # An example in its own modality is held to the nearest-neighbour level below, and otherwise judged as a
+        # description; an example of another modality (a picture for sounds) has no such level: a higher bar.
+        kind = "example" if example and modality != query_modality else "description"
+        midpoint = ((calibration.get("query_midpoints") or {}).get(kind) or {}).get(
+            "midpoint", EXAMPLE_MIDPOINT if kind == "example" else DESCRIPTION_MIDPOINT)
+        stats = (calibration.get("modalities") or {}).get(modality) or {}
+        spread = stats.get("spread") or DEFAULT_SPREAD
+        reference = _reference_vectors(space, calibration, modality)
+        level = float(np.median(reference @ vector)) if len(reference) else stats.get("median", 0.0)
+        scored.sort(key=lambda pair: -pair[1])
+        judged = []
+        for item_id, similarity in scored:
+            z = (similarity - level) / spread
+            judged.append([item_id, similarity, z, _logistic(QUERY_SLOPE * (z - midpoint)), False])
+        _cut_at_break(judged, level)
+        close = stats.get("close")
+        if example and modality == query_modality and close is not None:
+            close = max(close - CLOSE_MARGIN * spread, stats.get("median", 0.0) + CLOSE_FLOOR * spread)
+            for row in judged:
+                if row[1] < close:
+                    lowered = min(row[3], 0.49 * _logistic((row[1] - close) / (0.1 * spread)))
+                    row[4] = row[4] or row[3] >= 0.5 > lowered
+                    row[3] = lowered
+        for item_id, _, z, value, demoted in judged:
+            out[item_id] = Judged(float(value), float(z), demoted, kind)
+    return out
+
+
+def _cut_at_break(judged: list[list], level: float) -> None:
+    """Lower the candidates after the first break in the passing ones' scores (rows: id, similarity, z,
+    relevance, demoted; best first) below 0.5, in proportion to their height above the query's level."""
+    passing = [row for row in judged if row[3] >= 0.5]
+    if len(passing) < 2:
+        return
+    top = passing[0][1]
+    for above, below in zip(passing, passing[1:], strict=False):
+        gap = above[1] - below[1]
+        if gap > BREAK_SPREAD * (top - above[1]) and gap > BREAK_RANGE * (top - level):
+            height = max(below[1] - level, 1e-9)
+            for row in judged:
+                if row[1] <= below[1]:
+                    lowered = min(row[3], 0.49 * max(0.0, row[1] - level) / height)
+                    row[4] = row[4] or row[3] >= 0.5 > lowered
+                    row[3] = lowered
+            return
+
+
+def _logistic(x: float) -> float:
+    return 1.0 / (1.0 + math.exp(-max(-60.0, min(60.0, x))))
+
+
+def _fit_query_midpoints(golden) -> dict:
+    """The per-query midpoints refined on a golden set: for descriptions and for examples, a logistic on z of
+    the relevant items against the non-relevant ones the structural rules leave standing (the slope stays
+    QUERY_SLOPE), moved from the default by at most GOLDEN_LOWER down and GOLDEN_RAISE up."""
+    rows: dict[str, tuple[list, list]] = {}
+    for _, _, scored in golden:
+        for _, _, relevant, *rest in scored:
+            extra = rest[1] if len(rest) > 1 else None
+            if not isinstance(extra, dict) or extra.get("z") is None or (extra.get("demoted") and not relevant):
+                continue
+            zs, labels = rows.setdefault(extra["kind"], ([], []))
+            zs.append(extra["z"])
+            labels.append(1.0 if relevant else 0.0)
+    out = {}
+    for kind, (zs, labels) in rows.items():
+        positives = sum(labels)
+        if positives < 10 or len(labels) - positives < 10:
+            continue
+        default = EXAMPLE_MIDPOINT if kind == "example" else DESCRIPTION_MIDPOINT
+        fitted = fit_logistic(np.array(zs), np.array(labels), slopes=np.array([QUERY_SLOPE]))[1]
+        out[kind] = {"midpoint": float(min(default + GOLDEN_RAISE, max(default - GOLDEN_LOWER, fitted))),
+                     "fitted": float(fitted), "pairs": len(labels)}
+    return out
+
+
 def clear_cache() -> None:
     _counts_cache.clear()
+    _references.clear()

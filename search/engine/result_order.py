@@ -30,22 +30,32 @@ def read_items(ids, columns) -> dict[int, Item]:
     return {item.pk: item for item in Item.objects.raw(sql, [list(ids)])}
 
 
-def relevances(space, request, vector_ranks, lexical_ranks, items, passage_counts) -> dict[int, float]:
-    """Calibrated relevance of every candidate: from its similarity for the query->item modality pair, and
-    at least 0.5 + for a full-text match (words that match are relevant by definition)."""
+def relevances(space, request, vector_ranks, lexical_ranks, items, passage_counts, vector=None) -> dict[int, float]:
+    """Calibrated relevance of every candidate: judged against this query's own scores and the space's data
+    (search.engine.calibration.judge), and at least 0.5 + for a full-text match (words that match are relevant
+    by definition)."""
     fitted = calibration.current(space) if vector_ranks else {}
     modality = query_modality(request)
+    judged = calibration.judge(
+        space, fitted, vector, modality, is_example(request),
+        {item_id: (item.modality, 1.0 - vector_ranks[item_id][1], passage_counts.get(item_id, 0))
+         for item_id, item in items.items() if item_id in vector_ranks},
+    ) if vector_ranks else {}
     out = {}
-    for item_id, item in items.items():
-        value = 0.0
-        if item_id in vector_ranks:
-            value = calibration.relevance(fitted, modality or item.modality, item.modality,
-                                        1.0 - vector_ranks[item_id][1], passages=passage_counts.get(item_id, 0))
+    for item_id in items:
+        value = judged[item_id].relevance if item_id in judged else 0.0
         if item_id in lexical_ranks:
             rank = lexical_ranks[item_id][1]
             value = max(value, 0.5 + 0.5 * rank / (rank + 0.1))
         out[item_id] = value
     return out
+
+
+def is_example(request: SearchRequest) -> bool:
+    """Whether the query is made of examples only (pictures, sounds, stored items; no text or raw vector):
+    then it is judged as "find things like this one" (search.engine.calibration.judge)."""
+    positive = [part for part in request.parts if part.weight > 0]
+    return bool(positive) and all(part.data is not None or part.item_id is not None for part in positive)
 
 
 def sorted_by_field(pairs, items, sort: str):

@@ -113,7 +113,7 @@ def _search_in_space(request: SearchRequest) -> SearchPage:
     passage_counts = passage_rows.counts(space, [i for i in vector_ranks if i in items and items[i].modality ==
                                                  Modality.TEXT]) \
         if vector_ranks and passage_rows.has_passages(space) else {}
-    relevance = relevances(space, request, vector_ranks, lexical_ranks, items, passage_counts)
+    relevance = relevances(space, request, vector_ranks, lexical_ranks, items, passage_counts, vector)
     if request.mode == "vector":
         # Ranked by the score (each modality against its own baseline); relevance decides what is kept.
         ordered = [(item_id, score) for item_id, score in vector_scores.items() if item_id in items]
