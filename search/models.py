@@ -37,6 +37,13 @@ class HalfVector(HalfVectorField):
         return None if value is None else np.asarray(value, dtype=np.float32)
 
 
+class ExtractionStatus(models.TextChoices):
+    NONE = "none", "Nothing to read"  # a text (its words are its own), or extraction turned off
+    PENDING = "pending", "Pending"
+    DONE = "done", "Done"
+    FAILED = "failed", "Failed"
+
+
 class EmbeddingStatus(models.TextChoices):
     PENDING = "pending", "Pending"
     DONE = "done", "Done"
@@ -62,7 +69,8 @@ TITLE_WORDS = 8
 class ItemManager(models.Manager):
     def get_queryset(self):
         # The full-text vector is only ever read by PostgreSQL (a long document's is up to a megabyte).
-        return super().get_queryset().defer("search_document")
+        # The words read from an item and where they are (a long recording's transcript) are read when shown.
+        return super().get_queryset().defer("search_document", "extraction")
 
 
 class Item(models.Model):
@@ -99,12 +107,24 @@ class Item(models.Model):
     updated_at = models.DateTimeField(auto_now=True)
     # A document's pages (PDF): the character offset in `text` where each starts, for "page N" of a passage.
     text_pages = ArrayField(models.PositiveIntegerField(), null=True, blank=True)
-    # Weighted full-text document: title ranks above body. Generated, so it can never go stale. The
-    # function (migration 0006) is setweight(to_tsvector(title), 'A') || setweight(to_tsvector(text), 'B'),
+    # Words read from the item itself in the background (search.ingest.extraction): text in a picture or a
+    # scanned page, speech in a recording. Found by words (search_document) and, for pictures and sounds, by
+    # meaning in the spaces that read text but cannot see or hear the item.
+    extracted_text = models.TextField(blank=True)
+    # Where those words are: {"source": "picture" | "speech", "size": [w, h], "lines": [{text, box,
+    # confidence, page}], "words": [{text, start, end, confidence}], "pages": [offsets]}.
+    extraction = models.JSONField(default=dict, blank=True)
+    extraction_status = models.CharField(max_length=8, choices=ExtractionStatus.choices,
+                                         default=ExtractionStatus.NONE)
+    extraction_error = models.TextField(blank=True)
+    # Weighted full-text document: title ranks above body, body above the words read from the item. Generated,
+    # so it can never go stale. The function (migrations 0006, 0008) is setweight(to_tsvector(title), 'A') ||
+    # setweight(to_tsvector(text), 'B') || setweight(to_tsvector(extracted_text), 'C'),
     # falling back to a vector without positions for a text of mostly distinct tokens (a word list, a
     # dump) whose positions would pass PostgreSQL's 1 MB tsvector limit, so no text is refused for it.
     search_document = models.GeneratedField(
-        expression=models.Func(models.F("title"), models.F("text"), function="search_document_vector",
+        expression=models.Func(models.F("title"), models.F("text"), models.F("extracted_text"),
+                               function="search_document_vector",
                                output_field=SearchVectorField()),
         output_field=SearchVectorField(),
         db_persist=True,
@@ -120,6 +140,7 @@ class Item(models.Model):
             models.Index(fields=["created_at"], name="item_created_idx"),
             models.Index(fields=["taken_at"], name="item_taken_idx"),
             models.Index(fields=["embedding_status"], name="item_status_idx"),
+            models.Index(fields=["extraction_status"], name="item_extraction_idx"),
             GinIndex(fields=["tags"], name="item_tags_gin"),
             GinIndex(fields=["metadata"], name="item_metadata_gin", opclasses=["jsonb_path_ops"]),
             GinIndex(fields=["search_document"], name="item_fts_gin"),
@@ -239,6 +260,7 @@ class Job(models.Model):
         INGEST = "ingest", "Batch upload"
         EMBED = "embed", "Embed (re-embed or backfill)"
         EVALUATE = "evaluate", "Evaluate a space"
+        EXTRACT = "extract", "Read words (text in pictures, speech)"
 
     class Status(models.TextChoices):
         QUEUED = "queued", "Queued"

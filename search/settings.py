@@ -6,12 +6,17 @@ embedded PostgreSQL in var/pgdata, media in var/media, and the shipped demo mode
 """
 
 import json
+import os
 import secrets
 from pathlib import Path
 
 from django.core.exceptions import ImproperlyConfigured
 
 from search.runtime.env import env_bool, env_float, env_int, env_list, env_str, parse_database_url
+
+# ONNX Runtime (the OCR and speech models, search.ingest.extraction) sends telemetry unless this is set before it is
+# first imported; every process of the product loads these settings first (web, job workers, commands).
+os.environ.setdefault("ORT_DISABLE_TELEMETRY", "1")
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(env_str("SEARCH_VAR_DIR", str(BASE_DIR / "var"))).resolve()
@@ -349,6 +354,16 @@ SEARCH_MAX_DOCUMENT_PAGES = env_int("SEARCH_MAX_DOCUMENT_PAGES", 2000, minimum=1
 SEARCH_DOCUMENT_TIMEOUT = env_float("SEARCH_DOCUMENT_TIMEOUT", 30.0)
 SEARCH_DOCUMENT_MAX_MEMORY = env_int("SEARCH_DOCUMENT_MAX_MEMORY", 1536 * 1024 * 1024, minimum=64 * 1024 * 1024)
 SEARCH_INGEST_BATCH_SIZE = env_int("SEARCH_INGEST_BATCH_SIZE", 32, minimum=1)
+# Words inside media (issue 27), read in the background after an item is stored (search.ingest.extraction):
+# text in pictures and scanned PDF pages (OCR, English and Chinese script models), and speech in recordings
+# (US English). Each can be turned off; a scanned PDF is then refused as before (no_text_layer).
+SEARCH_EXTRACT_OCR = env_bool("SEARCH_EXTRACT_OCR", True)
+SEARCH_EXTRACT_SPEECH = env_bool("SEARCH_EXTRACT_SPEECH", True)
+SEARCH_SPEECH_LANGUAGE = env_str("SEARCH_SPEECH_LANGUAGE", "en-us")
+# Caps checked before the work starts: pages of a scanned PDF read, and pixels of a picture read (larger ones
+# are read at this size, from the stored original).
+SEARCH_EXTRACT_MAX_PAGES = env_int("SEARCH_EXTRACT_MAX_PAGES", 50, minimum=1)
+SEARCH_EXTRACT_MAX_SIDE = env_int("SEARCH_EXTRACT_MAX_SIDE", 2000, minimum=256)
 # Requests may carry files up to the upload cap (plus form fields); Django's in-memory
 # threshold stays small so large uploads stream to a temporary file instead of RAM.
 # A JSON body must hold the longest text: 6 bytes a character as \u escapes (what json.dumps sends).

@@ -11,6 +11,7 @@ from django.utils.text import capfirst
 from encoders.base import EncoderError
 from search.ingest.ingester import Ingester, IngestInput, split_tags
 from search.ingest.prepare import describe_all
+from search.jobs.submit import submit_extract_after_ingest
 from search.media import MediaRejected
 from search.models import Item
 from search.storage.spaces import SpaceIdentityMismatch
@@ -71,5 +72,6 @@ class ItemUploadForm(forms.ModelForm):
             url = reverse("admin:search_item_change", args=[outcome.item.pk])
             raise ValidationError(format_html('This content is already stored as <a href="{}">{}</a>.', url,
                                               outcome.item))
+        submit_extract_after_ingest([outcome.item], owner_id=self.owner_id)
         self.instance = outcome.item
         return cleaned

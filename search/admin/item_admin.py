@@ -79,13 +79,14 @@ class ItemAdmin(admin.ModelAdmin):
     list_per_page = 50
     date_hierarchy = "created_at"
     action_form = ItemActionForm
-    actions = ["hide", "unhide", "pin", "unpin", "add_tag", "remove_tag", "set_collection", "reembed_items"]
+    actions = ["hide", "unhide", "pin", "unpin", "add_tag", "remove_tag", "set_collection", "reembed_items",
+               "extract_words"]
     change_list_template = "admin/search/item/change_list.html"
     list_per_page = 50
     readonly_fields = (
         "media_preview", "modality", "sha256", "mime_type", "byte_size", "width", "height", "duration", "sample_rate",
         "owner", "embedding_status", "embedding_error", "created_at", "updated_at", "vectors", "neighbours",
-        "duplicates",
+        "duplicates", "extraction_status", "extraction_error", "extracted_text",
     )
     fieldsets = [
         (None, {"fields": ["media_preview", "title", "text", "tags", "collection", "metadata"]}),
@@ -94,6 +95,9 @@ class ItemAdmin(admin.ModelAdmin):
                                      "relevant to."}),
         ("Similar items", {"fields": ["neighbours", "duplicates"]}),
         ("Vectors", {"fields": ["embedding_status", "embedding_error", "vectors"]}),
+        ("Words in the picture or recording", {"fields": ["extraction_status", "extraction_error", "extracted_text"],
+                                               "description": "Read in the background after upload (text in "
+                                                              "pictures and scans, speech in recordings)."}),
         ("File", {"classes": ["collapse"], "fields": [
             "modality", "mime_type", "byte_size", "width", "height", "duration", "sample_rate", "sha256", "owner",
             "created_at", "updated_at",
@@ -162,6 +166,8 @@ class ItemAdmin(admin.ModelAdmin):
         except (SpaceIdentityMismatch, EncoderError) as exc:
             return {**result, "status": "refused", "message": f"an embedding space cannot be used ({exc})"}
         item = outcome.item
+        if outcome.status == "added":
+            submit.submit_extract_after_ingest([item], owner_id=request.user.pk)
         said = {"added": "stored and searchable", "present": "already stored",
                 "failed": f"stored, but not embedded: {outcome.error}"}
         return {**result, "status": outcome.status, "message": said.get(outcome.status, outcome.status),
@@ -398,6 +404,17 @@ class ItemAdmin(admin.ModelAdmin):
         job = submit.submit_embed(list(spaces.configured_names()), item_ids=list(queryset.values_list("pk", flat=True)),
                                 owner_id=request.user.pk)
         self.message_user(request, queued_message(job), messages.SUCCESS)
+
+    @admin.action(description="Read the words again (text in pictures and scans, speech; in the background)",
+                  permissions=["change"])
+    def extract_words(self, request, queryset):
+        job = submit.submit_extract(list(queryset.values_list("pk", flat=True)), missing_only=False,
+                                    owner_id=request.user.pk)
+        if job is None:
+            self.message_user(request, "None of these items has words to read (texts, or reading is turned off).",
+                              messages.WARNING)
+        else:
+            self.message_user(request, queued_message(job), messages.SUCCESS)
 
 
 def _delete_files(names) -> None:

@@ -121,6 +121,9 @@ class ItemSerializer(serializers.ModelSerializer):
     text_length = serializers.SerializerMethodField(help_text="characters of the whole text")
     text_truncated = serializers.SerializerMethodField(
         help_text="true in a list when `text` holds only the start of a long text (GET the item for all of it)")
+    extraction = serializers.SerializerMethodField(
+        help_text="where the words read from inside it are (GET the item): the lines of text in a picture or scanned "
+                  "page with their boxes (pixels) and confidences, or the spoken words with their times (seconds)")
 
     class Meta:
         model = Item
@@ -129,10 +132,12 @@ class ItemSerializer(serializers.ModelSerializer):
             "hidden", "pinned",
             "mime_type", "byte_size", "sha256", "width", "height", "duration", "sample_rate", "taken_at",
             "embedding_status", "embedding_error", "media_url", "preview_url", "owner", "created_at", "updated_at",
+            "extraction_status", "extraction_error", "extracted_text", "extraction",
         ]
         read_only_fields = [
             "id", "modality", "mime_type", "byte_size", "sha256", "width", "height", "duration", "sample_rate",
             "taken_at", "embedding_status", "embedding_error", "created_at", "updated_at",
+            "extraction_status", "extraction_error", "extracted_text",
         ]
 
     def get_media_url(self, item) -> str | None:
@@ -190,6 +195,12 @@ class ItemSerializer(serializers.ModelSerializer):
 
     def get_text_length(self, item) -> int:
         return len(item.text)
+
+    def get_extraction(self, item) -> dict | None:
+        # In a list, none (it is read on its own, and a recording's words may be many); the item itself has it.
+        if self.context.get("list_text_chars") or item.extraction_status != "done":
+            return None
+        return item.extraction
 
     def get_text_truncated(self, item) -> bool:
         limit = self.context.get("list_text_chars")
@@ -315,6 +326,19 @@ class MomentSerializer(serializers.Serializer):
     end = serializers.FloatField()
 
 
+class WordsFoundSerializer(serializers.Serializer):
+    source = serializers.CharField(help_text='"text_in_picture" or "speech"')
+    text = serializers.CharField(help_text="the lines of the picture, or the spoken words, that matched")
+    highlights = serializers.ListField(
+        child=serializers.ListField(child=serializers.IntegerField(), min_length=2, max_length=2),
+        help_text="[start, end] of each of the query's words in `text`")
+    boxes = serializers.ListField(
+        child=serializers.ListField(child=serializers.FloatField(), min_length=4, max_length=4),
+        help_text="[left, top, right, bottom] of each line shown, as fractions of the picture's width and height")
+    moment = MomentSerializer(allow_null=True, help_text="seconds where the words are said")
+    page = serializers.IntegerField(allow_null=True, help_text="page of a scanned document")
+
+
 class PassageSerializer(serializers.Serializer):
     start = serializers.IntegerField(help_text="character offset in the item's text (its body, or a caption)")
     end = serializers.IntegerField(help_text="character offset just past the passage")
@@ -363,6 +387,10 @@ class SearchHitSerializer(serializers.Serializer):
     space = serializers.CharField(help_text="the embedding space whose vectors matched it")
     passage = serializers.SerializerMethodField(
         help_text="the part of a text (or of a long caption) that matched: its best passage, or where the words are")
+    matched_in = serializers.CharField(
+        allow_null=True, help_text='where it matched: "caption", "text" (a document\'s), "text_in_picture" or '
+                                   '"speech"; null when by its picture or sound')
+    words = serializers.SerializerMethodField(help_text="the words read from inside it that matched")
     created_at = serializers.DateTimeField(source="item.created_at", help_text="when the item was stored")
     taken_at = serializers.DateTimeField(source="item.taken_at", allow_null=True,
                                          help_text="when a photo was taken (its EXIF capture time); null if unknown")
@@ -389,6 +417,15 @@ class SearchHitSerializer(serializers.Serializer):
         return {"start": passage.start, "end": passage.end, "text": passage.text, "page": passage.page,
                 "highlights": [list(pair) for pair in passage.highlights]}
 
+    @extend_schema_field(WordsFoundSerializer(allow_null=True))
+    def get_words(self, hit):
+        found = hit.words
+        if found is None:
+            return None
+        return {"source": found.source, "text": found.text, "highlights": [list(pair) for pair in found.highlights],
+                "boxes": found.boxes, "moment": {"start": found.moment[0], "end": found.moment[1]} if found.moment
+                else None, "page": found.page}
+
     def to_representation(self, hit):
         # The declared fields, written out: this runs for every hit of every search, and DRF's walk over
         # them (copied per serializer, then read one by one) cost as much CPU as the search's SQL.
@@ -402,7 +439,8 @@ class SearchHitSerializer(serializers.Serializer):
             "rank": int(hit.rank), "distance": _float(hit.distance), "vector_rank": _int(hit.vector_rank),
             "lexical_rank": _int(hit.lexical_rank), "moment": self.get_moment(hit),
             "relevance": _float(hit.relevance), "weak": bool(hit.weak), "space": str(hit.space),
-            "passage": self.get_passage(hit), "created_at": _DATETIME.to_representation(item.created_at),
+            "passage": self.get_passage(hit), "matched_in": hit.matched_in, "words": self.get_words(hit),
+            "created_at": _DATETIME.to_representation(item.created_at),
             "taken_at": _DATETIME.to_representation(item.taken_at),
         }
 

@@ -22,6 +22,7 @@ from search.engine.requests import Filters, SearchRequest
 from search.engine.search_service import search
 from search.engine.similar import more_like_this
 from search.ingest.ingester import Ingester, IngestInput
+from search.jobs.submit import submit_extract_after_ingest
 from search.models import EmbeddingSpace, Item
 from search.storage import spaces
 
@@ -152,6 +153,8 @@ class ItemViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.Updat
             # Nothing of an item the caller may not see: not its id, title, owner or flags.
             return Response({"detail": "this content cannot be stored: it is already in the collection",
                              "code": "duplicate"}, status=status.HTTP_409_CONFLICT)
+        if outcome.status == "added":
+            submit_extract_after_ingest([outcome.item], owner_id=request.user.pk)  # its words, in the background
         code = status.HTTP_201_CREATED if outcome.status == "added" else status.HTTP_200_OK
         return Response(ItemSerializer(outcome.item, context={"request": request}).data, status=code)
 

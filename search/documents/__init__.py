@@ -20,19 +20,38 @@ from search.documents.document_formats import DOCUMENT_TYPES, LABELS, SNIFF_BYTE
 from search.documents.extracted import ExtractedDocument
 from search.documents.html import extract_html
 from search.documents.markdown import extract_markdown
-from search.documents.pdf import PdfLimits, extract_pdf
+from search.documents.pdf import PdfLimits, extract_pdf, join_pages, page_images
 from search.documents.text import extract_plain
 from search.media.rejections import EmptyContent, MediaTooLarge, UnsupportedMediaType
 
 __all__ = [
     "DOCUMENT_TYPES", "LABELS", "SNIFF_BYTES", "EncryptedDocument", "ExtractedDocument", "InvalidEncoding",
-    "NoTextLayer", "describe", "extract_document", "sniff_document",
+    "NoTextLayer", "describe", "extract_document", "join_pages", "scanned_pages", "sniff_document",
 ]
 
 DEFAULT_MAX_TEXT_CHARS = 1_000_000
 DEFAULT_MAX_PAGES = 2000
 DEFAULT_TIMEOUT = 30.0  # seconds
 DEFAULT_MAX_MEMORY = 1536 * 1024 * 1024  # bytes of address space for the PDF reader
+
+
+def _pdf_limits(max_chars: int, timeout: float) -> PdfLimits:
+    return PdfLimits(
+        max_pages=getattr(settings, "SEARCH_MAX_DOCUMENT_PAGES", DEFAULT_MAX_PAGES),
+        max_chars=max_chars,
+        timeout=timeout,
+        max_memory=getattr(settings, "SEARCH_DOCUMENT_MAX_MEMORY", DEFAULT_MAX_MEMORY),
+    )
+
+
+def scanned_pages(data: bytes, *, max_pages: int, max_side: int) -> list[bytes | None]:
+    """The pictures of a scanned PDF's pages (PNG bytes, None for a page without one), at most `max_pages`
+    pages (more is refused with MediaTooLarge) and `max_side` pixels a side, read under the PDF limits."""
+    limits = _pdf_limits(getattr(settings, "SEARCH_MAX_TEXT_CHARS", DEFAULT_MAX_TEXT_CHARS),
+                         float(getattr(settings, "SEARCH_DOCUMENT_TIMEOUT", DEFAULT_TIMEOUT)))
+    limits = PdfLimits(max_pages=min(max_pages, limits.max_pages), max_chars=limits.max_chars,
+                       timeout=limits.timeout, max_memory=limits.max_memory)
+    return page_images(data, limits, max_side)
 
 
 def extract_document(data: bytes, mime: str, *, filename: str = "") -> ExtractedDocument:
@@ -45,12 +64,11 @@ def extract_document(data: bytes, mime: str, *, filename: str = "") -> Extracted
     max_chars = getattr(settings, "SEARCH_MAX_TEXT_CHARS", DEFAULT_MAX_TEXT_CHARS)
     timeout = float(getattr(settings, "SEARCH_DOCUMENT_TIMEOUT", DEFAULT_TIMEOUT))
     if mime == "application/pdf":
-        document = extract_pdf(data, PdfLimits(
-            max_pages=getattr(settings, "SEARCH_MAX_DOCUMENT_PAGES", DEFAULT_MAX_PAGES),
-            max_chars=max_chars,
-            timeout=timeout,
-            max_memory=getattr(settings, "SEARCH_DOCUMENT_MAX_MEMORY", DEFAULT_MAX_MEMORY),
-        ))
+        document = extract_pdf(data, _pdf_limits(max_chars, timeout))
+        if document.metadata.get("scanned"):
+            if getattr(settings, "SEARCH_EXTRACT_OCR", False):
+                return document  # stored without text; its pages are read in the background
+            raise NoTextLayer("this PDF has no text layer (a scan?) and text recognition (OCR) is turned off")
     elif mime == "text/html":
         document = extract_html(data, timeout=timeout)
     elif mime == "text/markdown":

@@ -7,7 +7,9 @@ an address-space limit, a CPU limit and a wall-clock timeout, with pypdf's own d
 limits set to `STREAM_LIMIT`; whatever it does, the caller gets text or a `MediaRejected`.
 Starting it costs about 0.2 s per PDF (interpreter + pypdf import).
 
-No OCR: a PDF whose pages carry no text (a scan) is refused with `NoTextLayer`.
+A PDF whose pages carry no text (a scan) is accepted with no text and `metadata["scanned"]`; its words are
+read later, in the background, from the pictures of its pages (`page_images`, the same child and limits) by
+text recognition (search.ingest.extraction). Where that is turned off, the ingester refuses it (`NoTextLayer`).
 """
 
 import json
@@ -20,7 +22,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from search.documents.document_errors import EncryptedDocument, NoTextLayer
+from search.documents.document_errors import EncryptedDocument
 from search.documents.extracted import ExtractedDocument, clean_title
 from search.documents.text import normalise
 from search.media.rejections import CorruptMedia, MediaRejected, MediaTooLarge
@@ -44,11 +46,22 @@ def extract_pdf(data: bytes, limits: PdfLimits) -> ExtractedDocument:
     if "error" in result:
         raise rejection(result, limits)
     pages = [normalise(page) for page in result["pages"]]
-    if not any(pages):
-        raise NoTextLayer("this PDF has no text layer (a scan?); text recognition (OCR) is not supported")
     text, offsets = join_pages(pages)
     metadata = {"pages": len(pages), **result.get("metadata", {})}
+    if not any(pages):
+        metadata["scanned"] = True  # no text layer: its words are read from its pages' pictures, later
     return ExtractedDocument("application/pdf", text, clean_title(result.get("title", "")), offsets, metadata)
+
+
+def page_images(data: bytes, limits: PdfLimits, max_side: int) -> list[bytes | None]:
+    """The picture of each page of a scan as PNG bytes (None for a page without one), at most `max_side`
+    pixels a side, read in the child process under `limits`."""
+    import base64
+
+    result = run_worker(data, limits, page_images=max_side)
+    if "error" in result:
+        raise rejection(result, limits)
+    return [base64.b64decode(page) if page else None for page in result.get("images", [])]
 
 
 def join_pages(pages: list[str]) -> tuple[str, list[int]]:
@@ -75,9 +88,10 @@ def join_pages(pages: list[str]) -> tuple[str, list[int]]:
     return "".join(parts), offsets
 
 
-def run_worker(data: bytes, limits: PdfLimits) -> dict:
+def run_worker(data: bytes, limits: PdfLimits, *, page_images: int = 0) -> dict:
     """The child's JSON answer; raises MediaTooLarge when it ran out of time or memory."""
     args = {
+        "page_images": page_images,
         "max_pages": limits.max_pages,
         "max_chars": limits.max_chars,
         "max_memory": limits.max_memory,
@@ -97,7 +111,8 @@ def run_worker(data: bytes, limits: PdfLimits) -> dict:
         result = json.loads(done.stdout)
     except ValueError:
         result = None
-    if isinstance(result, dict) and ("error" in result or isinstance(result.get("pages"), list)):
+    if isinstance(result, dict) and ("error" in result or isinstance(result.get("pages" if not page_images
+                                                                                   else "images"), list)):
         return result
     stderr = done.stderr[-2000:].decode("utf-8", "replace")
     if done.returncode == -signal.SIGXCPU or (done.returncode == -signal.SIGKILL

@@ -7,7 +7,8 @@ the standard library and pypdf only: no Django, no torch, nothing of the project
 the PDF it caps its own address space, CPU time, file writes and core dumps, so a decompression
 bomb or a parser loop ends this process, never the web worker. It writes one JSON object:
 {"pages": [raw text of each page], "title": ..., "metadata": {...}}, or {"error": kind, ...figures}
-which the parent turns into a rejection a user can act on.
+which the parent turns into a rejection a user can act on. With "page_images" (a side in pixels) it sends the
+picture of each page of a scan instead, for text recognition: {"images": [base64 PNG or null per page]}.
 """
 
 import io
@@ -105,6 +106,58 @@ def extract(data: bytes, max_pages: int, max_chars: int) -> dict:
         return {"error": "corrupt", "detail": _detail(exc)}
 
 
+def page_images(data: bytes, max_pages: int, max_side: int) -> dict:
+    """The picture of each page of a scan (its largest embedded image, reduced to `max_side` and sent as PNG in
+    base64), for text recognition; a page without one gives null. Images are decoded by pypdf and Pillow
+    only (no external decoder), under the same limits as the text."""
+    import base64
+
+    from PIL import Image
+    from pypdf import PdfReader
+    from pypdf.errors import LimitReachedError
+
+    Image.MAX_IMAGE_PIXELS = 60_000_000  # a page's picture larger than this is refused as a decompression bomb
+    try:
+        reader = PdfReader(io.BytesIO(data), strict=False)
+        if reader.is_encrypted and not reader.decrypt(""):
+            return {"error": "encrypted"}
+        count = len(reader.pages)
+        if not count:
+            return {"error": "no_pages"}
+        if count > max_pages:
+            return {"error": "pages", "pages": count}
+        pages: list[str | None] = []
+        for page in reader.pages:
+            best = None
+            try:
+                for embedded in page.images:
+                    picture = embedded.image
+                    if best is None or picture.width * picture.height > best.width * best.height:
+                        best = picture
+            except (LimitReachedError, MemoryError, RecursionError):
+                raise
+            except Exception:  # one unreadable picture does not lose the other pages
+                best = None
+            if best is None:
+                pages.append(None)
+                continue
+            best.thumbnail((max_side, max_side))
+            if best.mode not in ("RGB", "L"):
+                best = best.convert("RGB")
+            out = io.BytesIO()
+            best.save(out, "PNG")
+            pages.append(base64.b64encode(out.getvalue()).decode("ascii"))
+        return {"images": pages}
+    except LimitReachedError as exc:
+        return {"error": "limit", "detail": _detail(exc)}
+    except RecursionError:
+        return {"error": "corrupt", "detail": "its structure nests too deeply"}
+    except MemoryError:
+        raise
+    except Exception as exc:
+        return {"error": "corrupt", "detail": _detail(exc)}
+
+
 def _metadata(reader) -> tuple[str, dict]:
     try:
         info = reader.metadata
@@ -141,7 +194,10 @@ def main() -> None:
     data = sys.stdin.buffer.read()
     try:
         configure_pypdf(limits["stream_limit"])
-        result = extract(data, limits["max_pages"], limits["max_chars"])
+        if limits.get("page_images"):
+            result = page_images(data, limits["max_pages"], limits["page_images"])
+        else:
+            result = extract(data, limits["max_pages"], limits["max_chars"])
     except MemoryError:
         result = {"error": "memory"}
     del data

@@ -7,7 +7,7 @@ from typing import Any
 
 from django.conf import settings
 
-from search.engine import passage_matches
+from search.engine import extracted_matches, passage_matches
 from search.engine.query_vectors import QueryError, QueryPart
 from search.models import Item, Modality
 
@@ -122,6 +122,10 @@ class Hit:
     space: str = ""  # the space whose vectors matched it
     passage: "passage_matches.Passage | None" = None  # the part of a text (or long caption) that matched
     passages: int = 0  # how many passages the item has (a long text), for calibration
+    # Where it matched: "caption", "text" (a document's), "text_in_picture" or "speech"; None: by its picture or
+    # sound alone. `words`: the words read from inside it that matched (search.engine.extracted_matches).
+    matched_in: str | None = None
+    words: "extracted_matches.WordsFound | None" = None
 
 
 @dataclass

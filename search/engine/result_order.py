@@ -38,7 +38,9 @@ def relevances(space, request, vector_ranks, lexical_ranks, items, passage_count
     modality = query_modality(request)
     judged = calibration.judge(
         space, fitted, vector, modality, is_example(request),
-        {item_id: (item.modality, 1.0 - vector_ranks[item_id][1], passage_counts.get(item_id, 0))
+        # A picture or recording in a space that cannot take it is there by the words read from it: a text's vector.
+        {item_id: (item.modality if item.modality in space.modalities else Modality.TEXT,
+                   1.0 - vector_ranks[item_id][1], passage_counts.get(item_id, 0))
          for item_id, item in items.items() if item_id in vector_ranks},
     ) if vector_ranks else {}
     out = {}

@@ -12,7 +12,7 @@ from dataclasses import replace
 from django.conf import settings
 
 from encoders.base import EncoderError
-from search.engine import access, calibration, passage_matches
+from search.engine import access, calibration, extracted_matches, passage_matches
 from search.engine.query_vectors import QueryError, query_vector, validate_parts
 from search.engine.rankers import (
     FUSION_DEPTH,
@@ -137,7 +137,7 @@ def _search_in_space(request: SearchRequest) -> SearchPage:
     listed = relevant + (weak if request.include_weak else [])
     page_ids = listed[offset:offset + request.k]
     moments = {}
-    if vector is not None:
+    if vector is not None and Modality.AUDIO in space.modalities:  # a text space holds a recording's words only
         audio_ids = [i for i, _ in page_ids if items[i].modality == Modality.AUDIO]
         moments = audio_moments(space, vector, audio_ids)
     timings["sql_ms"] = (time.perf_counter() - started) * 1000
@@ -175,6 +175,8 @@ def _search_in_space(request: SearchRequest) -> SearchPage:
                               lexical_ids=set(lexical_ranks))
     for h in hits + suggestions:
         h.passage = found.get(h.item.pk)
+    extracted_matches.annotate(hits + suggestions, space=space, vector=vector, words=text,
+                               lexical_ids=set(lexical_ranks))
     timings["passages_ms"] = (time.perf_counter() - started) * 1000
     return SearchPage(hits=hits, page=request.page, k=request.k, has_more=len(listed) > offset + request.k,
                       space=space.name, mode=request.mode, exact=exact, timings=timings, min_relevance=cutoff,
@@ -217,8 +219,8 @@ def eligible_spaces(request: SearchRequest, *, require_items: bool = True) -> li
         if item_ids and Embedding.objects.filter(space=space, item_id__in=item_ids,
                                                  segment_start__isnull=True).count() < len(item_ids):
             continue
-        if require_items and not any(calibration.modality_counts(space).get(modality)
-                                     for modality in wanted & set(space.modalities)):
+        # Items of the wanted kinds stored in it (a text space also holds pictures and recordings by their words).
+        if require_items and not any(calibration.modality_counts(space).get(modality) for modality in wanted):
             continue
         names.append(name)
     return names

@@ -16,7 +16,8 @@ from search.storage import spaces
 
 def items_to_embed(space: EmbeddingSpace, *, missing_only: bool, modalities=None):
     wanted = [m for m in space.modalities if not modalities or m in modalities]
-    items = Item.objects.filter(modality__in=wanted).order_by("id")
+    # A scan whose pages have not been read yet has nothing to embed (search.ingest.extraction embeds it).
+    items = Item.objects.filter(modality__in=wanted).exclude(modality="text", text="", extracted_text="").order_by("id")
     if missing_only:
         has_vector = Embedding.objects.filter(item=OuterRef("pk"), space=space, segment_start__isnull=True)
         items = items.exclude(Exists(has_vector))

@@ -24,11 +24,11 @@ from django.core.files.base import ContentFile, File
 from django.core.files.storage import default_storage
 from django.db import IntegrityError, connection, transaction
 
-from search.ingest import decode_pool
+from search.ingest import decode_pool, extraction
 from search.ingest.item_vectors import Vectors, encode_batch, write_vectors
 from search.ingest.prepare import PreparedMedia, clean_text, prepare_media, text_sha256
 from search.media import EmptyContent, MediaRejected, UnreadableFile, thumbnail_jpeg, waveform_png
-from search.models import EmbeddingSpace, EmbeddingStatus, Item, media_path, preview_path
+from search.models import EmbeddingSpace, EmbeddingStatus, ExtractionStatus, Item, media_path, preview_path
 from search.storage import spaces
 
 logger = logging.getLogger(__name__)
@@ -151,6 +151,8 @@ def _prepare(source: IngestInput, media: PreparedMedia | None = None, digest: st
         byte_size=media.byte_size, width=media.width, height=media.height, duration=media.duration,
         sample_rate=media.source_sample_rate, taken_at=media.taken_at, **common,
     )
+    if extraction.wanted(item):
+        item.extraction_status = ExtractionStatus.PENDING  # its words are read in the background
     content = media.image if media.modality == "image" else (media.waveform, media.sample_rate)
     return _Pending(source, item, content, media)
 
@@ -158,13 +160,17 @@ def _prepare(source: IngestInput, media: PreparedMedia | None = None, digest: st
 def _document(source: IngestInput, media: PreparedMedia, common: dict) -> _Pending:
     """A document file (.txt, .md, .html, .pdf) as a text item: its text is what is embedded and shown,
     the file is kept for download. Titled by the uploader, else the document's own title, else its name."""
-    text = clean_text(media.text or "", what=f"text of the {media.mime_type} document")
+    scanned = bool(media.metadata.get("scanned"))
+    # A scan has no text of its own yet: it is stored now and embedded once its pages are read (extraction).
+    text = "" if scanned else clean_text(media.text or "", what=f"text of the {media.mime_type} document")
     name = Path(source.filename).stem.replace("_", " ").strip() if source.filename else ""
     common["title"] = common["title"] or (media.title or name)[:300]
     common["metadata"] = {**media.metadata, **common["metadata"]}
     item = Item(modality="text", text=text, sha256=media.sha256, mime_type=media.mime_type, byte_size=media.byte_size,
-                text_pages=media.pages, **common)
-    return _Pending(source, item, text, media)
+                text_pages=None if scanned else media.pages, **common)
+    if scanned:
+        item.extraction_status = ExtractionStatus.PENDING
+    return _Pending(source, item, text or None, media)
 
 
 class Ingester:
@@ -329,7 +335,8 @@ class Ingester:
     def _encode(self, entries: Iterable[_Pending]) -> None:
         by_modality: dict[str, list[_Pending]] = defaultdict(list)
         for entry in entries:
-            by_modality[entry.item.modality].append(entry)
+            if entry.content is not None:  # a scan is embedded when its words have been read
+                by_modality[entry.item.modality].append(entry)
         for space, encoder in self.targets:
             for modality, group in by_modality.items():
                 if not encoder.can_embed(modality):
@@ -352,6 +359,8 @@ class Ingester:
                 item.embedding_status, item.embedding_error = EmbeddingStatus.FAILED, "; ".join(entry.errors)[:2000]
             elif entry.vectors:
                 item.embedding_status = EmbeddingStatus.DONE
+            elif entry.content is None:
+                item.embedding_status = EmbeddingStatus.PENDING
             else:
                 item.embedding_status = EmbeddingStatus.FAILED
                 item.embedding_error = f"no configured space can embed {item.modality}"

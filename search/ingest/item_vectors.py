@@ -69,7 +69,7 @@ def _encode_untimed(encoder: Encoder, modality: str, contents: Sequence) -> list
 def load_content(item: Item):
     """The encoder input for a stored item (used when re-embedding)."""
     if item.modality == "text":
-        return item.text
+        return item.text or item.extracted_text  # a scanned PDF's text is what was read from its pages
     with default_storage.open(item.media.name, "rb") as handle:
         data = handle.read()
     if item.modality == "image":

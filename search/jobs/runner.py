@@ -3,7 +3,8 @@
 A batch upload stores its pending inputs a chunk per transaction (items, the inputs' outcomes and the
 job's counts commit together), and an embed job backfills exactly the items still missing a vector. A
 worker killed with -9 mid-job therefore loses at most an uncommitted chunk, which the retry stores again:
-no input is lost or stored twice. An evaluation runs `manage.py evaluate` for one space.
+no input is lost or stored twice. An evaluation runs `manage.py evaluate` for one space. An extraction reads
+the words of its items one per transaction (search.ingest.extraction).
 """
 
 import logging
@@ -19,10 +20,12 @@ from django.db.models import F
 from django.db.models.functions import Coalesce, Now
 
 from encoders.base import EncoderError
+from search.ingest import extraction
 from search.ingest.backfill import embed_space, items_to_embed
 from search.ingest.ingester import Ingester, IngestInput
 from search.jobs.queue import defer
-from search.models import Job, JobInput
+from search.jobs.submit import submit_extract_after_ingest
+from search.models import ExtractionStatus, Item, Job, JobInput
 from search.runtime import metrics
 from search.storage import spaces
 
@@ -74,6 +77,8 @@ def run(job_id: int, *, final_attempt: bool = True) -> None:
             _run_ingest(job)
         elif job.kind == Job.Kind.EVALUATE:
             _run_evaluation(job)
+        elif job.kind == Job.Kind.EXTRACT:
+            _run_extract(job)
         else:
             _run_embed(job)
     except JobCancelled:
@@ -134,6 +139,11 @@ def _run_ingest(job: Job) -> None:
                 Job.objects.filter(pk=job.pk).update(processed=F("processed") + len(chunk),
                                                      succeeded=F("succeeded") + good,
                                                      failed=F("failed") + len(chunk) - good)
+                if not JobInput.objects.filter(job_id=job.pk, outcome=JobInput.Outcome.PENDING).exists():
+                    # The batch's last chunk: one job reads the words of what it stored, committed with it.
+                    added = Item.objects.filter(pk__in=JobInput.objects.filter(
+                        job_id=job.pk, outcome=JobInput.Outcome.ADDED).values("item_id"))
+                    submit_extract_after_ingest(added.only("id", "extraction_status"), owner_id=job.owner_id)
             logger.info("job %s stored %d input(s)", job.pk, len(chunk))
 
 
@@ -155,6 +165,23 @@ def _run_embed(job: Job) -> None:
         Job.objects.filter(pk=job.pk).update(succeeded=F("succeeded") + counts["embedded"],
                                              failed=F("failed") + counts["failed"])
         logger.info("job %s space %r: %d embedded, %d failed", job.pk, name, counts["embedded"], counts["failed"])
+
+
+def _run_extract(job: Job) -> None:
+    """Read the words of the job's items still waiting for it, one item per transaction (resumable: an item
+    whose words are stored no longer waits, so a retry reads only the rest)."""
+    waiting = Item.objects.filter(extraction_status=ExtractionStatus.PENDING)
+    if job.params.get("items") is not None:
+        waiting = waiting.filter(pk__in=job.params["items"])
+    ids = list(waiting.order_by("id").values_list("pk", flat=True))
+    Job.objects.filter(pk=job.pk).update(total=F("processed") + len(ids))
+    for item_id in ids:
+        _check(job.pk)
+        outcome = extraction.extract_item(item_id)
+        Job.objects.filter(pk=job.pk).update(processed=F("processed") + 1,
+                                             succeeded=F("succeeded") + int(outcome is not False),
+                                             failed=F("failed") + int(outcome is False))
+    logger.info("job %s read the words of %d item(s)", job.pk, len(ids))
 
 
 def _run_evaluation(job: Job) -> None:

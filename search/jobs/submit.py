@@ -5,8 +5,9 @@ from django.db import connection, transaction
 from django.db.models.functions import Now
 from django.utils import timezone
 
+from search.ingest import extraction
 from search.jobs.queue import defer
-from search.models import Embedding, EmbeddingStatus, Item, Job, JobInput
+from search.models import Embedding, EmbeddingStatus, ExtractionStatus, Item, Job, JobInput
 
 
 def submit_ingest(inputs: list[dict], *, owner_id: int | None) -> Job:
@@ -37,6 +38,29 @@ def submit_embed(space_names: list[str], *, missing_only: bool = True, reset: bo
         })
         defer(job)
     return job
+
+
+def submit_extract(item_ids: list[int] | None = None, *, missing_only: bool = True,
+                   owner_id: int | None = None) -> Job | None:
+    """Queue reading the words in pictures, scans and recordings (search.ingest.extraction): of `item_ids`, or of
+    every item it applies to. `missing_only`: those not read yet or whose reading failed; otherwise read again
+    (the words found before stay searchable until the new ones replace them). None when nothing is to be read."""
+    with transaction.atomic():
+        total = extraction.mark_waiting(item_ids, missing_only=missing_only).count()
+        if not total:
+            return None
+        job = Job.objects.create(kind=Job.Kind.EXTRACT, owner_id=owner_id, total=total, params={
+            "items": list(item_ids) if item_ids is not None else None, "missing_only": missing_only})
+        defer(job)
+    return job
+
+
+def submit_extract_after_ingest(items, *, owner_id: int | None = None) -> Job | None:
+    """One extraction job for the items a batch (an upload, a folder, a batch job) just stored that have words
+    to read; they are searchable by picture and sound already, and by their words when it is done."""
+    ids = [item.pk for item in items if item is not None and item.pk
+           and item.extraction_status == ExtractionStatus.PENDING]
+    return submit_extract(ids, owner_id=owner_id) if ids else None
 
 
 def _evaluations(space_name: str):

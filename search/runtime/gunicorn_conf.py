@@ -8,7 +8,11 @@ ever waits for a model.
 
 import os
 
-from search.runtime.env import env_int
+# ONNX Runtime (OCR, the speech detector) sends telemetry unless this is set before its first import; set here
+# too, so the master and every worker have it whatever their environment (search/settings.py sets it as well).
+os.environ.setdefault("ORT_DISABLE_TELEMETRY", "1")
+
+from search.runtime.env import env_int  # noqa: E402
 
 workers = env_int("SEARCH_WEB_WORKERS", 2, minimum=1)
 # Threads per worker: requests waiting on PostgreSQL or on a client overlap; encoding holds the GIL only

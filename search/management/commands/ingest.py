@@ -8,6 +8,7 @@ from tqdm import tqdm
 
 from search.ingest.ingester import Ingester, IngestOutcome, sweep_orphan_files
 from search.ingest.sources import SourceError, count_inputs, iter_inputs
+from search.jobs.submit import submit_extract_after_ingest
 
 POOL_FROM = 64  # inputs from which files are decoded in a pool of worker processes by default
 
@@ -50,7 +51,11 @@ class Command(BaseCommand):
         bar = tqdm(total=total, unit="item", file=sys.stderr, disable=verbosity == 0,
                    dynamic_ncols=True, desc="ingest")
 
+        added: list = []
+
         def record(outcome: IngestOutcome | SourceError) -> None:
+            if not isinstance(outcome, SourceError) and outcome.status == "added":
+                added.append(outcome.item)
             if isinstance(outcome, SourceError) or outcome.status == "failed":
                 counts["failed"] += 1
                 failures.append((outcome.source, outcome.error))
@@ -71,6 +76,8 @@ class Command(BaseCommand):
         with ingester:
             ingester.ingest_many(readable(), on_outcome=record)
         bar.close()
+        # One background job reads the words in what was stored (a worker runs it: `manage.py worker`).
+        reading = submit_extract_after_ingest(added)
         for source, error in failures:
             self.stderr.write(f"failed: {source}: {error}")
         elapsed = time.monotonic() - started
@@ -81,6 +88,9 @@ class Command(BaseCommand):
         )
         if verbosity >= 1:
             self.stdout.write(summary)
+            if reading is not None:
+                self.stdout.write(f"job {reading.pk} reads the words in {reading.total} picture(s), scan(s) and "
+                                  "recording(s) in the background")
             if embed_failed:
                 self.stdout.write(f"{embed_failed} stored item(s) could not be embedded; retry with "
                                   "`manage.py embed --missing-only`")

@@ -2,6 +2,7 @@
 
 import asyncio
 import logging
+import os
 import signal
 
 from django.conf import settings
@@ -25,6 +26,8 @@ class Command(BaseCommand):
         parser.add_argument("--name", default="worker", help="shown in logs")
 
     def handle(self, *args, name, verbosity, **options):
+        # Jobs read words with ONNX Runtime models (search.ingest.extraction): its telemetry stays off here too.
+        os.environ.setdefault("ORT_DISABLE_TELEMETRY", "1")
         connection.ensure_connection()  # starts the embedded database and checks pgvector, before anything
         warm_up()  # the models load before the first job, not in it
         close_old_connections()

@@ -461,9 +461,16 @@ def test_a_pdf_encrypted_for_permissions_only_is_read(text_pdf, algorithm):
     assert document.text.startswith("Alpha page one.") and len(document.pages) == 3
 
 
-def test_a_scan_has_no_text_layer():
+def test_a_scan_has_no_text_layer_and_is_refused_without_text_recognition(settings):
+    settings.SEARCH_EXTRACT_OCR = False
     error = rejected(gen.image_pdf(pages=2), "application/pdf", NoTextLayer, "no_text_layer")
     assert "no text layer" in str(error) and "OCR" in str(error)
+
+
+def test_a_scan_is_accepted_without_text_for_its_pages_to_be_read_later(settings):
+    settings.SEARCH_EXTRACT_OCR = True
+    document = extract_document(gen.image_pdf(pages=2), "application/pdf")
+    assert document.text == "" and document.metadata["scanned"] and document.metadata["pages"] == 2
 
 
 @pytest.mark.parametrize("make", [

@@ -91,13 +91,20 @@ def _zip_bomb() -> bytes:
 
 HOSTILE = [
     ("encrypted.pdf", lambda: gen.encrypted(gen.text_pdf(["secret"]), "pw"), 400, "encrypted"),
-    ("scan.pdf", lambda: gen.image_pdf(2), 400, "no_text_layer"),
     ("bomb.pdf", lambda: gen.flate_bomb_pdf(1 << 30), 413, "too_large"),
     ("broken.pdf", lambda: b"%PDF-1.7\n" + b"\x00garbage" * 200, 400, "corrupt"),
     ("bomb.zip", _zip_bomb, 400, "unsupported_type"),
     ("random.bin", lambda: bytes(range(256)) * 64, 400, "unsupported_type"),
     ("empty.html", lambda: b"<html><body><script>only()</script></body></html>", 400, "empty"),
 ]
+
+
+def test_a_scan_is_refused_when_text_recognition_is_off(client, settings):
+    # With it on (the default), a scan is stored and its pages read in the background (test_extraction.py).
+    settings.SEARCH_EXTRACT_OCR = False
+    response = upload(client, "scan.pdf", gen.image_pdf(2))
+    assert response.status_code == 400 and response.json()["code"] == "no_text_layer"
+    assert not Item.objects.exists()
 
 
 @pytest.mark.parametrize("name,make,status,code", HOSTILE, ids=[row[0] for row in HOSTILE])

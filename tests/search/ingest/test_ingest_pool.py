@@ -35,6 +35,7 @@ def summary(outcomes):
 
 def test_a_pool_gives_the_outcomes_of_in_process_decoding_in_input_order(settings):
     settings.SEARCH_MAX_AUDIO_SECONDS = 1  # the workers must apply the caps of this process
+    settings.SEARCH_EXTRACT_OCR = False  # and its switches: without text recognition a scan is refused
     in_process = summary(Ingester(batch_size=3).ingest_many(inputs()))
     Item.objects.all().delete()
     with Ingester(batch_size=3, workers=2) as ingester:
@@ -70,6 +71,7 @@ def test_files_named_by_path_are_read_by_the_workers_with_the_same_outcomes(sett
     from django.core.files.storage import default_storage
 
     settings.SEARCH_MAX_AUDIO_SECONDS = 1
+    settings.SEARCH_EXTRACT_OCR = False  # the scan among the files is refused, as without text recognition
     in_process = summary(Ingester(batch_size=3).ingest_many(as_files(tmp_path)))
     Item.objects.all().delete()
     with Ingester(batch_size=3, workers=2) as ingester:
