@@ -126,6 +126,10 @@ class EmbeddingSpace(abc.ABC):
     # on a learned "unknown" item): sentences that find it, and the cosine from which a vector counts as there.
     unknown_texts: tuple[str, ...] = ()
     unknown_similarity: float = 0.9
+    # The cosine below which two items are rarely related in this model, where its makers or our measurements
+    # say (None: unknown). A match below it is weak whatever else the collection holds: a collection of nothing
+    # but unrelated items still has a nearest one.
+    related_similarity: float | None = None
 
     def __init__(self, name: str):
         self.name = name

@@ -63,6 +63,14 @@ def _unknown_point(space: EmbeddingSpace) -> tuple[np.ndarray | None, float]:
     return encoder.unknown_text_point(), encoder.unknown_similarity
 
 
+def related_similarity(space: EmbeddingSpace) -> float | None:
+    """The cosine below which the space's model calls two items rarely related (encoders.base), or None."""
+    try:
+        return spaces.get_encoder(space.name).related_similarity
+    except EncoderError:
+        return None
+
+
 def meaningless_vectors_sql(space: EmbeddingSpace) -> tuple[str, list]:
     """A condition leaving out the vectors on the space's "unknown" point (encoders.base.EmbeddingSpace.
     unknown_text_point): they carry no meaning in this space, and would answer every query that has none either

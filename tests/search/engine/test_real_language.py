@@ -81,6 +81,20 @@ def test_reference_documents_are_found_by_their_summary_in_other_words(writer):
     assert first >= 0.4, (first, found)
 
 
+def test_everyday_questions_about_nothing_stored_get_no_close_match(writer):
+    """A collection of reference documents and the demo world's captions: ordinary questions about neither are
+    answered "no close match", though the text space understands them and something is always nearest."""
+    from encoders.demo import synth_eval
+
+    store_texts(writer, [pair.document for pair in reference_pairs(12, seed=9)]
+                + ["a red circle on a white background", "a low chord", "two green triangles"])
+    questions = synth_eval.ood_sentences(seed=4)[:20]
+    unanswered = sum(not search({"q": question})["results"] for question in questions)
+    assert unanswered >= 18, unanswered
+    # And what is stored is still found by a question in other words.
+    assert search({"q": "a crimson disc"})["results"]
+
+
 def test_prose_is_no_sink_for_the_demo_space(writer):
     """Ordinary texts sit on the demo model's "unknown" point: they never answer a demo-space query, whatever its
     words, while the demo model still finds its own world and the text space still finds the prose."""
