@@ -7,7 +7,7 @@ from django.utils.html import escape, format_html
 from django.utils.safestring import SafeString, mark_safe
 from django.utils.text import Truncator
 
-from search.engine import passage_matches
+from search.engine import extracted_matches, passage_matches
 from search.engine.requests import Hit
 from search.models import Item, Modality
 
@@ -32,6 +32,10 @@ class Card:
     # item page's address that shows it in place.
     passage_label: str = ""
     passage_url: str = ""
+    # Words read from inside it that matched (text in the picture, speech): what they are and where.
+    words_label: str = ""
+    words_html: SafeString | None = None
+    word_boxes: list[dict] | None = None  # left, top, width, height in percent of the picture
 
     @property
     def moment_left(self) -> float:
@@ -121,6 +125,33 @@ def _passage_parts(hit: Hit) -> tuple[SafeString | None, str, str]:
     return html, label, url
 
 
+def _words_parts(hit: Hit) -> tuple[str, SafeString | None, list[dict] | None]:
+    found = getattr(hit, "words", None)
+    if found is None:
+        return "", None, None
+    html = passage_html(found.text, found.highlights)
+    if found.source == extracted_matches.SPEECH:
+        return f"Said at {clock(found.moment[0] if found.moment else 0)}", html, None
+    label = f"Text on page {found.page}" if found.page else "Text in the picture"
+    return label, html, _square_boxes(hit.item, found.boxes) if hit.item.modality == Modality.IMAGE else None
+
+
+def _square_boxes(item: Item, boxes) -> list[dict]:
+    """Boxes given as fractions of a picture, placed on its card: a square the picture covers (CSS object-fit:
+    cover, centred), in percent of the square, cut to it."""
+    aspect = (item.width or 1) / (item.height or 1)
+    scale_x, scale_y = max(1.0, aspect), max(1.0, 1.0 / aspect)  # how much of the picture overflows the square
+    out = []
+    for left, top, right, bottom in boxes:
+        x0, x1 = ((v - 0.5) * scale_x + 0.5 for v in (left, right))
+        y0, y1 = ((v - 0.5) * scale_y + 0.5 for v in (top, bottom))
+        x0, y0, x1, y1 = max(0.0, x0), max(0.0, y0), min(1.0, x1), min(1.0, y1)
+        if x1 > x0 and y1 > y0:
+            out.append({"left": round(100 * x0, 2), "top": round(100 * y0, 2), "width": round(100 * (x1 - x0), 2),
+                        "height": round(100 * (y1 - y0), 2)})
+    return out
+
+
 def cards(hits: list[Hit], highlight_words: str = "") -> list[Card]:
     marked = _highlights(highlight_words, [hit.item.pk for hit in hits])
     cards = []
@@ -133,11 +164,15 @@ def cards(hits: list[Hit], highlight_words: str = "") -> list[Card]:
         passage, label, url = _passage_parts(hit)
         if passage is not None:
             snippet = passage  # the part that matched, not the text's first words
+        words_label, words_html, boxes = _words_parts(hit)
+        if words_html is not None and item.modality == Modality.TEXT and not item.text:
+            snippet, words_html = words_html, None  # a scan: the words read from its page are its text
         cards.append(Card(
             item=item, hit=hit,
             title=title if title is not None else escape(item.display_title),
             snippet=snippet if snippet is not None else escape(Truncator(item.text).words(40)),
             media_url=media_url(item.media), preview_url=media_url(item.preview),
             moment_start=start, moment_end=end, passage_label=label, passage_url=url,
+            words_label=words_label, words_html=words_html, word_boxes=boxes,
         ))
     return cards

@@ -94,8 +94,14 @@ def test_a_sign_in_a_photo_is_found_by_its_words_once_the_job_has_read_them(clie
         if mode != "vector":
             marked = [hit["words"]["text"][a:b] for a, b in hit["words"]["highlights"]]
             assert "BOSTON" in marked
-        # The line's box, as fractions of the picture: on the lower part of it, where it was painted.
+        # The line's box, as fractions of the picture.
         assert hit["words"]["boxes"] and all(0 <= v <= 1 for box in hit["words"]["boxes"] for v in box)
+
+    # The result card says where it matched, marks the words, and boxes them on the preview.
+    from django.test import Client
+
+    html = Client().post("/results/", {"q": "boston", "mode": "hybrid"}).content.decode()
+    assert "Text in the picture:" in html and "<mark>BOSTON</mark>" in html and 'class="word-box"' in html
 
 
 @pytest.mark.skipif(not cases.espeak_available(), reason="espeak-ng makes the test speech")
@@ -120,6 +126,19 @@ def test_a_spoken_memo_is_found_by_a_word_said_and_the_hit_starts_where_it_is_sa
         # The player starts just before the first of the query's words said there, and the moment holds it.
         assert hit["moment"]["start"] <= first["start"] < first["end"] <= hit["moment"]["end"] + 0.01
         assert first["start"] - hit["moment"]["start"] < 0.5
+
+
+@pytest.mark.skipif(not cases.espeak_available(), reason="espeak-ng makes the test speech")
+def test_the_card_of_a_memo_plays_from_where_the_word_is_said(client):
+    item = upload(client, "memo.wav", cases.spoken_wav(MEMO, lead_seconds=2.0))
+    run_extraction()
+    from django.test import Client
+
+    html = Client().post("/results/", {"q": "tuesday", "mode": "hybrid"}).content.decode()
+    said = next(word for word in Item.objects.get(pk=item["id"]).extraction["words"] if word["text"] == "tuesday")
+    assert "Said at 0:0" in html and "<mark>tuesday</mark>" in html
+    start = float(html.split(f'{Item.objects.get(pk=item["id"]).media.name}#t=')[1].split('"')[0])
+    assert said["start"] - 0.5 < start <= said["start"]
 
 
 def test_a_tone_has_no_transcript(client):
