@@ -5,6 +5,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+import numpy as np
 from django.conf import settings
 
 from search.engine import extracted_matches, passage_matches
@@ -146,6 +147,9 @@ class SearchPage:
     # When nothing is relevant: the nearest few anyway, for a "no close match; nearest were..." answer.
     suggestions: list[Hit] = field(default_factory=list)
     matched_words: bool = False  # whether any result matched the query's words (hybrid, lexical)
+    # The query as this space embedded it (None for words alone): a fused search finds the shown hits' passages
+    # and moments with it, for those hits only.
+    vector: np.ndarray | None = field(default=None, repr=False, compare=False)
 
 
 def validate_request(request: SearchRequest) -> None:

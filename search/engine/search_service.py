@@ -62,7 +62,9 @@ def search(request: SearchRequest) -> SearchPage:
     return _search_in_space(request)
 
 
-def _search_in_space(request: SearchRequest) -> SearchPage:
+def _search_in_space(request: SearchRequest, *, details: bool = True) -> SearchPage:
+    """One space's page. Without `details` (a fused search's candidates, a hundred per space), the hits' matched
+    passages and audio moments are left for the caller to find for the few it shows (`_add_details`)."""
     space = resolve_space(request.space)
     timings: dict[str, float] = {}
     offset = (request.page - 1) * request.k
@@ -137,7 +139,7 @@ def _search_in_space(request: SearchRequest) -> SearchPage:
     listed = relevant + (weak if request.include_weak else [])
     page_ids = listed[offset:offset + request.k]
     moments = {}
-    if vector is not None and Modality.AUDIO in space.modalities:  # a text space holds a recording's words only
+    if details and vector is not None and Modality.AUDIO in space.modalities:  # a text space: a recording's words
         audio_ids = [i for i, _ in page_ids if items[i].modality == Modality.AUDIO]
         moments = audio_moments(space, vector, audio_ids)
     timings["sql_ms"] = (time.perf_counter() - started) * 1000
@@ -169,20 +171,32 @@ def _search_in_space(request: SearchRequest) -> SearchPage:
     hits = [hit(position, item_id, score) for position, (item_id, score) in enumerate(page_ids, start=offset + 1)]
     suggestions = [hit(n, item_id, score) for n, (item_id, score) in enumerate(weak[:SUGGESTIONS], start=1)] \
         if not relevant else []
-    started = time.perf_counter()
-    shown = {h.item.pk: h.item for h in hits + suggestions}
-    found = passage_matches.for_hits(list(shown.values()), space=space, vector=vector, words=text,
-                              lexical_ids=set(lexical_ranks))
-    for h in hits + suggestions:
-        h.passage = found.get(h.item.pk)
-    extracted_matches.annotate(hits + suggestions, space=space, vector=vector, words=text,
-                               lexical_ids=set(lexical_ranks))
-    timings["passages_ms"] = (time.perf_counter() - started) * 1000
+    if details:
+        started = time.perf_counter()
+        _add_details(hits + suggestions, space, vector, text, set(lexical_ranks))
+        timings["passages_ms"] = (time.perf_counter() - started) * 1000
     return SearchPage(hits=hits, page=request.page, k=request.k, has_more=len(listed) > offset + request.k,
                       space=space.name, mode=request.mode, exact=exact, timings=timings, min_relevance=cutoff,
                       sort=request.sort, total_relevant=len(relevant), weak_count=len(weak),
                       facets=facet_counts([items[i] for i, _ in relevant], request.facets), suggestions=suggestions,
-                      matched_words=any(item_id in lexical_ranks for item_id, _ in listed))
+                      matched_words=any(item_id in lexical_ranks for item_id, _ in listed), vector=vector)
+
+
+def _add_details(hits: list[Hit], space: EmbeddingSpace, vector, words: str, lexical_ids: set[int],
+                 moments: bool = False) -> None:
+    """Where each hit matched: the passage of a text (and the query's words in it), the words found in a picture or
+    a recording; with `moments`, the moment of each audio hit that matched best (a one-space page finds those
+    with its ranking)."""
+    shown = {h.item.pk: h.item for h in hits}
+    found = passage_matches.for_hits(list(shown.values()), space=space, vector=vector, words=words,
+                                     lexical_ids=lexical_ids)
+    best = audio_moments(space, vector, [h.item.pk for h in hits if h.item.modality == Modality.AUDIO]) \
+        if moments and vector is not None and Modality.AUDIO in space.modalities else {}
+    for h in hits:
+        h.passage = found.get(h.item.pk)
+        if h.item.pk in best:
+            h.moment = best[h.item.pk]
+    extracted_matches.annotate(hits, space=space, vector=vector, words=words, lexical_ids=lexical_ids)
 
 
 def _part_modalities(request: SearchRequest) -> set[str]:
@@ -241,7 +255,7 @@ def _fused_search(request: SearchRequest) -> SearchPage:
     # Each space lists the same candidates whatever the page, so pages of the fused list stay consistent.
     depth = max(window, settings.SEARCH_MAX_RELEVANT if wants_set else settings.SEARCH_RELEVANT_DEPTH)
     pages = [_search_in_space(replace(request, space=name, page=1, k=depth, sort="relevance", facets=[],
-                                      include_weak=True)) for name in names]
+                                      include_weak=True), details=False) for name in names]
     best: dict[int, Hit] = {}
     for page in pages:
         for hit in page.hits:
@@ -263,14 +277,22 @@ def _fused_search(request: SearchRequest) -> SearchPage:
     for page in pages:
         for key, value in page.timings.items():
             timings[key] = timings.get(key, 0.0) + value
-    cutoff = pages[0].min_relevance
+    suggestions = [replace(hit, rank=n) for n, hit in enumerate(weak[:SUGGESTIONS], start=1)] if not relevant else []
+    # Passages and moments for what is shown only, each by the space that found it (each space's page left them
+    # out: finding them for its hundred candidates cost more than the search).
+    started = time.perf_counter()
+    words = " ".join(p.text for p in request.parts if p.text is not None and p.weight > 0)
+    for page in pages:
+        shown = [hit for hit in hits + suggestions if hit.space == page.space]
+        if shown:
+            _add_details(shown, resolve_space(page.space), page.vector, words,
+                         {hit.item.pk for hit in shown if hit.lexical_rank is not None}, moments=True)
+    timings["passages_ms"] = timings.get("passages_ms", 0.0) + (time.perf_counter() - started) * 1000
     return SearchPage(
         hits=hits, page=request.page, k=request.k, has_more=len(listed) > offset + request.k,
         space="+".join(names), mode=request.mode, exact=all(page.exact for page in pages), timings=timings,
-        min_relevance=cutoff, sort=request.sort, total_relevant=len(relevant), weak_count=len(weak),
-        facets=facet_counts([hit.item for hit in relevant], request.facets),
-        suggestions=[replace(hit, rank=n) for n, hit in enumerate(weak[:SUGGESTIONS], start=1)] if not relevant
-        else [],
+        min_relevance=pages[0].min_relevance, sort=request.sort, total_relevant=len(relevant), weak_count=len(weak),
+        facets=facet_counts([hit.item for hit in relevant], request.facets), suggestions=suggestions,
         matched_words=any(page.matched_words for page in pages),
     )
 
