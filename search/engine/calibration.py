@@ -32,6 +32,7 @@ import numpy as np
 from django.db import connection
 from django.utils import timezone
 
+from search.engine.rankers import meaningless_vectors_sql
 from search.models import EmbeddingSpace, Modality
 from search.storage import knn
 
@@ -56,9 +57,9 @@ QUERY_SLOPE = 3.0
 # spread and BREAK_RANGE of the distance from the query's unrelated level to its best match.
 BREAK_SPREAD = 2.0
 BREAK_RANGE = 0.25
-# An example is a close match from the similarity at which a tenth of the items meet their nearest
+# An example is a close match from the similarity at which a quarter of the items meet their nearest
 # neighbour, less CLOSE_MARGIN spreads; never below CLOSE_FLOOR spreads above the modality's median.
-CLOSE_QUANTILE = 0.1
+CLOSE_QUANTILE = 0.25
 CLOSE_MARGIN = 0.2
 CLOSE_FLOOR = 2.0
 # How far a golden set may move a query midpoint: down by up to a spread, up by at most a quarter (a golden set
@@ -66,6 +67,9 @@ CLOSE_FLOOR = 2.0
 GOLDEN_LOWER, GOLDEN_RAISE = 1.0, 0.25
 REFERENCE_SAMPLE = 1024  # items per modality the query is compared with
 MIN_REFERENCE = 8  # fewer items of a modality than this: its spread is taken from all the space's items
+# Fewer passages that can be matched than this: a passage match keeps the pairwise judgement (`relevance`, with
+# the long-text probe's fit), as a handful of passages tell nothing of how unrelated ones spread.
+MIN_PASSAGES = 64
 DEFAULT_SPREAD = 0.25  # ... and from this when the whole space holds fewer
 REFERENCE_TTL = 300.0
 QUERY_SAMPLE = 256
@@ -106,14 +110,19 @@ def _sample_vectors(space: EmbeddingSpace, modality: str, n: int, seed: float) -
 
 
 def _sample_all(space: EmbeddingSpace, modality: str | None, n: int, seed: float) -> np.ndarray:
-    """Up to n random whole-item vectors of one modality (None: of any), hidden items excluded."""
+    """Up to n random whole-item vectors of one modality (None: of any; PASSAGE: passages of long texts), hidden
+    items excluded, and those the space leaves out of every match (its "unknown" point, search.engine.rankers):
+    what a query is judged against is what it can be matched with."""
+    no_meaning, no_meaning_params = meaningless_vectors_sql(space)
+    rows_wanted = "e.passage" if modality == PASSAGE else \
+        "e.segment_start IS NULL AND (%s::text IS NULL OR i.modality = %s)"
+    params = [] if modality == PASSAGE else [modality, modality]
     with connection.cursor() as cursor:
         cursor.execute("SELECT setseed(%s)", [seed])
         cursor.execute(
             "SELECT e.vector::text FROM search_embedding e JOIN search_item i ON i.id = e.item_id"
-            " WHERE e.space_id = %s AND e.segment_start IS NULL AND NOT i.hidden"
-            " AND (%s::text IS NULL OR i.modality = %s) ORDER BY random() LIMIT %s",
-            [int(space.pk), modality, modality, n],
+            f" WHERE e.space_id = %s AND NOT i.hidden AND {rows_wanted}{no_meaning} ORDER BY random() LIMIT %s",
+            [int(space.pk), *params, *no_meaning_params, n],
         )
         rows = [row[0] for row in cursor.fetchall()]
     return np.array([knn.parse_vector(text) for text in rows]) if rows else np.zeros((0, space.dimension))
@@ -146,9 +155,13 @@ def reference_stats(space: EmbeddingSpace, seed: float = 0.42) -> dict[str, dict
     for modality in [m for m in Modality.values if counts.get(m)]:
         own = _spread_and_close(_sample_all(space, modality, REFERENCE_SAMPLE, seed)) \
             if counts[modality] >= MIN_REFERENCE else None
-        out[modality] = own or {"median": pooled.get("median", 0.0),
-                                "spread": pooled.get("spread", DEFAULT_SPREAD) if pooled.get("n", 0) >= MIN_REFERENCE
-                                else DEFAULT_SPREAD, "close": None, "n": int(counts[modality])}
+        out[modality] = own if own and own["n"] >= MIN_REFERENCE else {
+            "median": pooled.get("median", 0.0),
+            "spread": pooled["spread"] if pooled.get("n", 0) >= MIN_REFERENCE else DEFAULT_SPREAD,
+            "close": None, "n": int(counts[modality])}
+    passages = _spread_and_close(_sample_all(space, PASSAGE, REFERENCE_SAMPLE, seed))
+    if passages and passages["n"] >= MIN_PASSAGES:
+        out[PASSAGE] = passages
     return out
 
 
@@ -387,7 +400,8 @@ class Judged:
 
 
 def judge(space: EmbeddingSpace, calibration: dict, vector: np.ndarray | None, query_modality: str | None,
-          example: bool, candidates: dict[int, tuple[str, float, int]]) -> dict[int, Judged]:
+          example: bool, candidates: dict[int, tuple[str, float, int]], *,
+          nearest_own: float | None = None) -> dict[int, Judged]:
     """Relevance of each candidate (id -> (item modality, cosine similarity, passages)) to one query.
 
     Per target modality: the query's unrelated level is its median similarity to a random sample of that
@@ -399,45 +413,79 @@ def judge(space: EmbeddingSpace, calibration: dict, vector: np.ndarray | None, q
       those above it (and than BREAK_RANGE of the best match's height) ends the query's matches: "a red
       circle" keeps the red circles, not the red squares; "circle" has no such break and keeps every circle;
     - an example (a picture or a sound as query, in its own modality) must come as close as items of the
-      collection come to their nearest neighbour: a photo the model reads as "some shape" is no close match.
+      collection come to their nearest neighbour: a photo the model reads as "some shape" is no close match;
+      and when its nearest item of its own modality (`nearest_own`) is not that close, the example is unlike
+      anything stored and nothing of another modality is a close match to it either (a diagram is no caption).
 
-    A text matched by one of its passages keeps the pairwise judgement (`relevance`, n + 1 tries).
+    A text matched by one of its passages is judged against a sample of passages (the query's level among
+    them, their spread) and as the best of its n + 1 vectors (`_best_of`), where the space has MIN_PASSAGES
+    that can be matched. Otherwise, and for a raw-vector query with no vector to compare (None), the pairwise
+    judgement (`relevance`).
     """
     out: dict[int, Judged] = {}
     by_modality: dict[str, list[tuple[int, float]]] = {}
+    tries: dict[int, int] = {}
     for item_id, (item_modality, similarity, passages) in candidates.items():
-        if passages and item_modality == Modality.TEXT or vector is None:
+        if vector is None:
             out[item_id] = Judged(relevance(calibration, query_modality or item_modality, item_modality, similarity,
                                             passages=passages))
+        elif passages and item_modality == Modality.TEXT:
+            if PASSAGE in (calibration.get("modalities") or {}):
+                by_modality.setdefault(PASSAGE, []).append((item_id, similarity))
+                tries[item_id] = passages + 1
+            else:
+                out[item_id] = Judged(relevance(calibration, query_modality or item_modality, item_modality,
+                                                similarity, passages=passages))
         else:
             by_modality.setdefault(item_modality, []).append((item_id, similarity))
+    known = calibration.get("modalities") or {}
     for modality, scored in by_modality.items():
         # An example in its own modality is held to the nearest-neighbour level below, and otherwise judged as a
         # description; an example of another modality (a picture for sounds) has no such level: a higher bar.
         kind = "example" if example and modality != query_modality else "description"
         midpoint = ((calibration.get("query_midpoints") or {}).get(kind) or {}).get(
             "midpoint", EXAMPLE_MIDPOINT if kind == "example" else DESCRIPTION_MIDPOINT)
-        stats = (calibration.get("modalities") or {}).get(modality) or {}
+        stats = known.get(modality) or {}
         spread = stats.get("spread") or DEFAULT_SPREAD
         reference = _reference_vectors(space, calibration, modality)
         level = float(np.median(reference @ vector)) if len(reference) else stats.get("median", 0.0)
         scored.sort(key=lambda pair: -pair[1])
         judged = []
         for item_id, similarity in scored:
-            z = (similarity - level) / spread
+            z = _best_of((similarity - level) / spread, tries.get(item_id, 1))
             judged.append([item_id, similarity, z, _logistic(QUERY_SLOPE * (z - midpoint)), False])
         _cut_at_break(judged, level)
-        close = stats.get("close")
-        if example and modality == query_modality and close is not None:
-            close = max(close - CLOSE_MARGIN * spread, stats.get("median", 0.0) + CLOSE_FLOOR * spread)
+        close = _close_level(known.get(query_modality) or {}) if example else None
+        stranger = close is not None and nearest_own is not None and nearest_own < close
+        if close is not None and (modality == query_modality or stranger):
             for row in judged:
-                if row[1] < close:
+                if row[1] < close or stranger:
                     lowered = min(row[3], 0.49 * _logistic((row[1] - close) / (0.1 * spread)))
                     row[4] = row[4] or row[3] >= 0.5 > lowered
                     row[3] = lowered
         for item_id, _, z, value, demoted in judged:
             out[item_id] = Judged(float(value), float(z), demoted, kind)
     return out
+
+
+def _close_level(stats: dict) -> float | None:
+    """The similarity an example must reach in its own modality (None: too few items there to tell)."""
+    if stats.get("close") is None:
+        return None
+    spread = stats.get("spread") or DEFAULT_SPREAD
+    return max(stats["close"] - CLOSE_MARGIN * spread, stats.get("median", 0.0) + CLOSE_FLOOR * spread)
+
+
+def _best_of(z: float, tries: int) -> float:
+    """The z of the best of `tries` chances (a text's passages and itself) as if it were one: its tail
+    probability p becomes 1 - (1 - p)^tries (Šidák) before it is turned back into a z."""
+    if tries <= 1:
+        return z
+    tail = 0.5 * math.erfc(z / math.sqrt(2.0))
+    if tail <= 0.0:
+        return z
+    any_of = -math.expm1(tries * math.log1p(-min(tail, 1.0 - 1e-16)))
+    return -_NORMAL.inv_cdf(min(max(any_of, 1e-300), 1.0 - 1e-16))
 
 
 def _cut_at_break(judged: list[list], level: float) -> None:

@@ -6,7 +6,8 @@ from datetime import datetime
 from django.conf import settings
 
 from search.engine import calibration
-from search.engine.requests import SORTS, SearchRequest
+from search.engine.rankers import vector_ranking
+from search.engine.requests import SORTS, Filters, SearchRequest
 from search.media import media_formats
 from search.models import Item, Modality
 from search.storage.replicas import read_connection as connection
@@ -38,10 +39,9 @@ def relevances(space, request, vector_ranks, lexical_ranks, items, passage_count
     modality = query_modality(request)
     judged = calibration.judge(
         space, fitted, vector, modality, is_example(request),
-        # A picture or recording in a space that cannot take it is there by the words read from it: a text's vector.
-        {item_id: (item.modality if item.modality in space.modalities else Modality.TEXT,
-                   1.0 - vector_ranks[item_id][1], passage_counts.get(item_id, 0))
+        {item_id: (item.modality, 1.0 - vector_ranks[item_id][1], passage_counts.get(item_id, 0))
          for item_id, item in items.items() if item_id in vector_ranks},
+        nearest_own=nearest_of_own_kind(space, request, vector, modality, items, vector_ranks),
     ) if vector_ranks else {}
     out = {}
     for item_id in items:
@@ -51,6 +51,20 @@ def relevances(space, request, vector_ranks, lexical_ranks, items, passage_count
             value = max(value, 0.5 + 0.5 * rank / (rank + 0.1))
         out[item_id] = value
     return out
+
+
+def nearest_of_own_kind(space, request: SearchRequest, vector, modality, items, vector_ranks) -> float | None:
+    """For an example (a picture or a sound as query), the similarity of the stored item of its own modality
+    nearest to it: from the candidates when they hold that modality, else one more look in the index. None for
+    other queries, and when the space holds no such item."""
+    if vector is None or not is_example(request) or modality not in space.modalities:
+        return None
+    own = [1.0 - vector_ranks[item_id][1] for item_id, item in items.items()
+           if item_id in vector_ranks and item.modality == modality]
+    if own:
+        return max(own)
+    ranking, _ = vector_ranking(space, vector, Filters(modalities=[modality]), 1, exclude_ids=request.exclude_ids)
+    return 1.0 - ranking[0][1] if ranking else None
 
 
 def is_example(request: SearchRequest) -> bool:

@@ -102,7 +102,8 @@ def test_everything_relevant_is_shown_and_little_else(cold):
 def test_unrelated_sentences_pictures_and_sounds_get_no_close_match(cold):
     refused = [not search(q=text, k=10)["results"] for text in worlds.out_of_domain(40, seed=2609)]
     assert np.mean(refused) >= 0.9, np.mean(refused)
-    pictures = [search_file("photo.png", data, k=10) for _, data in worlds.unrelated_pictures(12)]
+    queries = worlds.unrelated_pictures(12) + worlds.text_pages(4)
+    pictures = [search_file("photo.png", data, k=10) for _, data in queries]
     assert np.mean([not body["results"] for body in pictures]) >= 0.9
     assert all(body["suggestions"] for body in pictures if not body["results"])  # "nearest were ..."
     voices = [search_file("voice.wav", data, k=10) for _, data in worlds.speech(6)]
