@@ -37,6 +37,7 @@ BENCHMARKS = {
     "long_text": "bench_long_text.py",
     "generalisation": "bench_generalisation.py",
     "real_language": "bench_real_language.py",
+    "extraction": "bench_extraction.py",
 }
 
 

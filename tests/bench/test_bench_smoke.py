@@ -197,3 +197,15 @@ def test_real_language_stores_reference_text_and_asks_it_through_the_api(tmp_pat
     # 20 documents: the real text space finds most of them by their summary; the demo model cannot.
     assert float(rows[("text", "vector")][3]) >= 0.6 and float(rows[("demo", "vector")][2]) <= 0.3, rows
     assert "with the text space added" in out.read_text()
+
+
+def test_extraction_reads_pictures_pages_and_speech_and_finds_them_by_their_words(tmp_path):
+    out = tmp_path / "extraction.md"
+    run_script("bench_extraction.py", "--quick", "--out", str(out), timeout=600)
+    text = out.read_text()
+    assert re.search(r"\| [\d.]+ pictures/s \|", text) and re.search(r"\| [\d.]+ pages/s \|", text)
+    assert "2 of 2 without a transcript" in text
+    rows = {row[0]: row for row in table_rows(text) if len(row) == 7 and row[0] in ("vector", "hybrid", "lexical")}
+    assert set(rows) == {"vector", "hybrid", "lexical"}
+    # Every case is found by its words (one sign's word, the letter's, a memo's when espeak-ng is there).
+    assert rows["lexical"][4] == "1.00" and rows["hybrid"][4] == "1.00"

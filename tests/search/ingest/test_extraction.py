@@ -248,3 +248,24 @@ def test_an_unreadable_item_fails_alone_with_its_reason(client):
     failed = Item.objects.get(pk=bad["id"])
     assert failed.extraction_status == "failed" and failed.extraction_error
     assert Item.objects.get(pk=good["id"]).extraction_status == "done"
+
+
+def test_reading_words_attempts_no_outside_connection(client, monkeypatch):
+    import os
+    import socket
+
+    assert os.environ.get("ORT_DISABLE_TELEMETRY") == "1"  # set by the settings, in every process of the product
+    outside = []
+    connect = socket.socket.connect
+
+    def watched(sock, address):
+        host = address[0] if isinstance(address, tuple) else address
+        if sock.family != socket.AF_UNIX and host not in ("127.0.0.1", "::1", "localhost"):
+            outside.append(address)
+        return connect(sock, address)
+
+    monkeypatch.setattr(socket.socket, "connect", watched)
+    item = upload(client, "sign.jpg", cases.sign_picture(["EMERGENCY EXIT"], seed=6))
+    assert run_extraction().status == "done"
+    assert "EXIT" in Item.objects.get(pk=item["id"]).extracted_text
+    assert outside == []
