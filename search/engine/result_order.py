@@ -1,12 +1,13 @@
 """From ranked candidates to the listed page: the items' columns, calibrated relevance, field sorts, facets,
 texts kept from crowding other kinds out, and pinned items first."""
 
+import math
 from datetime import datetime
 
 from django.conf import settings
 
 from search.engine import calibration
-from search.engine.rankers import vector_ranking
+from search.engine.rankers import related_similarity, vector_ranking
 from search.engine.requests import SORTS, Filters, SearchRequest
 from search.media import media_formats
 from search.models import Item, Modality
@@ -39,18 +40,32 @@ def relevances(space, request, vector_ranks, lexical_ranks, items, passage_count
     modality = query_modality(request)
     judged = calibration.judge(
         space, fitted, vector, modality, is_example(request),
-        {item_id: (item.modality, 1.0 - vector_ranks[item_id][1], passage_counts.get(item_id, 0))
+        # A picture or recording in a space that cannot take it is there by the words read from it: a text's vector.
+        {item_id: (item.modality if item.modality in space.modalities else Modality.TEXT,
+                   1.0 - vector_ranks[item_id][1], passage_counts.get(item_id, 0))
          for item_id, item in items.items() if item_id in vector_ranks},
         nearest_own=nearest_of_own_kind(space, request, vector, modality, items, vector_ranks),
     ) if vector_ranks else {}
+    floor = related_similarity(space)
     out = {}
     for item_id in items:
         value = judged[item_id].relevance if item_id in judged else 0.0
+        if floor is not None and item_id in vector_ranks:
+            # Below what the model calls related, a match is weak however it stands out among unrelated items.
+            value = min(value, _logistic((1.0 - vector_ranks[item_id][1] - floor) / FLOOR_WIDTH))
         if item_id in lexical_ranks:
             rank = lexical_ranks[item_id][1]
             value = max(value, 0.5 + 0.5 * rank / (rank + 0.1))
         out[item_id] = value
     return out
+
+
+# How sharply relevance falls at a model's related_similarity: 0.5 there, 0.88 at 0.04 above it, 0.12 below.
+FLOOR_WIDTH = 0.02
+
+
+def _logistic(x: float) -> float:
+    return 1.0 / (1.0 + math.exp(-max(-50.0, min(50.0, x))))
 
 
 def nearest_of_own_kind(space, request: SearchRequest, vector, modality, items, vector_ranks) -> float | None:
