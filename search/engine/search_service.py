@@ -62,10 +62,11 @@ def search(request: SearchRequest) -> SearchPage:
     return _search_in_space(request)
 
 
-def _search_in_space(request: SearchRequest, *, details: bool = True) -> SearchPage:
+def _search_in_space(request: SearchRequest, *, details: bool = True, space: EmbeddingSpace | None = None
+                     ) -> SearchPage:
     """One space's page. Without `details` (a fused search's candidates, a hundred per space), the hits' matched
     passages and audio moments are left for the caller to find for the few it shows (`_add_details`)."""
-    space = resolve_space(request.space)
+    space = space or resolve_space(request.space)
     timings: dict[str, float] = {}
     offset = (request.page - 1) * request.k
     # One extra result tells whether a next page exists.
@@ -147,7 +148,8 @@ def _search_in_space(request: SearchRequest, *, details: bool = True) -> SearchP
     weak_ids = {item_id for item_id, _ in weak}
     shown_ids = [item_id for item_id, _ in page_ids] + ([item_id for item_id, _ in weak[:SUGGESTIONS]]
                                                        if not relevant else [])
-    fresh = read_items(shown_ids, shown_columns())
+    # Without details the caller reads whole only the few items it shows (a fused search's candidates are a hundred).
+    fresh = read_items(shown_ids, shown_columns()) if details else {item_id: items[item_id] for item_id in shown_ids}
     gone = set(shown_ids) - set(fresh)
     if gone:
         # Deleted since ranking: such an item drops out here too rather than be shown half-loaded.
@@ -215,11 +217,15 @@ def _part_modalities(request: SearchRequest) -> set[str]:
 def eligible_spaces(request: SearchRequest, *, require_items: bool = True) -> list[str]:
     """The configured spaces that can embed every part of the query and hold items of the wanted modalities
     (with `require_items=False`, whether or not they hold any yet)."""
+    return [space.name for space in _eligible(request, require_items=require_items)]
+
+
+def _eligible(request: SearchRequest, *, require_items: bool = True) -> list[EmbeddingSpace]:
     needed = _part_modalities(request)
     wanted = set(request.filters.modalities) or set(Modality.values)
     item_ids = {part.item_id for part in request.parts if part.item_id is not None}
     vector_dims = {len(part.vector) for part in request.parts if part.vector is not None}
-    names = []
+    usable: list[EmbeddingSpace] = []
     for name in settings.SEARCH_SPACES:
         try:
             encoder = spaces.get_encoder(name)
@@ -236,26 +242,29 @@ def eligible_spaces(request: SearchRequest, *, require_items: bool = True) -> li
         # Items of the wanted kinds stored in it (a text space also holds pictures and recordings by their words).
         if require_items and not any(calibration.modality_counts(space).get(modality) for modality in wanted):
             continue
-        names.append(name)
-    return names
+        usable.append(space)
+    return usable
 
 
 def _fused_search(request: SearchRequest) -> SearchPage:
-    names = eligible_spaces(request)
-    if not names:
+    # Each space's row is read once for the whole search (it was read five times).
+    chosen = _eligible(request)
+    if not chosen:
         # Nothing stored yet where this query could look (a new database): an empty answer, not an error.
-        names = eligible_spaces(request, require_items=False)[:1]
-    if not names:
+        chosen = _eligible(request, require_items=False)[:1]
+    if not chosen:
         raise QueryError("no configured space can embed every part of this query; name one with `space`")
-    if len(names) == 1:
-        return _search_in_space(replace(request, space=names[0]))
+    if len(chosen) == 1:
+        return _search_in_space(replace(request, space=chosen[0].name), space=chosen[0])
+    names = [space.name for space in chosen]
+    by_name = {space.name: space for space in chosen}
     offset = (request.page - 1) * request.k
     window = offset + request.k + 1
     wants_set = request.sort != "relevance" or bool(request.facets)
     # Each space lists the same candidates whatever the page, so pages of the fused list stay consistent.
     depth = max(window, settings.SEARCH_MAX_RELEVANT if wants_set else settings.SEARCH_RELEVANT_DEPTH)
     pages = [_search_in_space(replace(request, space=name, page=1, k=depth, sort="relevance", facets=[],
-                                      include_weak=True), details=False) for name in names]
+                                      include_weak=True), details=False, space=by_name[name]) for name in names]
     best: dict[int, Hit] = {}
     for page in pages:
         for hit in page.hits:
@@ -278,14 +287,18 @@ def _fused_search(request: SearchRequest) -> SearchPage:
         for key, value in page.timings.items():
             timings[key] = timings.get(key, 0.0) + value
     suggestions = [replace(hit, rank=n) for n, hit in enumerate(weak[:SUGGESTIONS], start=1)] if not relevant else []
-    # Passages and moments for what is shown only, each by the space that found it (each space's page left them
-    # out: finding them for its hundred candidates cost more than the search).
+    # The shown items whole, and their passages and moments, each by the space that found it: each space's page
+    # left them out (reading and finding them for its hundred candidates cost more than the search).
     started = time.perf_counter()
+    whole = read_items({hit.item.pk for hit in hits + suggestions}, shown_columns())
+    # An item deleted since ranking drops out rather than be shown half-loaded.
+    hits = [replace(hit, item=whole[hit.item.pk]) for hit in hits if hit.item.pk in whole]
+    suggestions = [replace(hit, item=whole[hit.item.pk]) for hit in suggestions if hit.item.pk in whole]
     words = " ".join(p.text for p in request.parts if p.text is not None and p.weight > 0)
     for page in pages:
         shown = [hit for hit in hits + suggestions if hit.space == page.space]
         if shown:
-            _add_details(shown, resolve_space(page.space), page.vector, words,
+            _add_details(shown, by_name[page.space], page.vector, words,
                          {hit.item.pk for hit in shown if hit.lexical_rank is not None}, moments=True)
     timings["passages_ms"] = timings.get("passages_ms", 0.0) + (time.perf_counter() - started) * 1000
     return SearchPage(
