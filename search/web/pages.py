@@ -19,7 +19,7 @@ from search.engine.search_service import search
 from search.models import Item, Modality
 from search.storage import spaces
 from search.storage.spaces import SpaceIdentityMismatch
-from search.web.presenters import cards, media_url
+from search.web.presenters import cards, media_url, words_read
 from search.web.search_form import SearchForm
 
 NEIGHBOURS = 6
@@ -272,6 +272,7 @@ def item_detail(request, pk: int):
         "neighbours_error": error,
         "metadata": sorted(item.metadata.items()) if isinstance(item.metadata, dict) else [],
         "show_owner": access.can_see_owner(request.user, item),
+        "words_read": words_read(item),
     })
 
 

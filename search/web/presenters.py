@@ -152,6 +152,27 @@ def _square_boxes(item: Item, boxes) -> list[dict]:
     return out
 
 
+def words_read(item: Item) -> dict:
+    """What the item page shows of the words read from inside an item: its status, and the lines of text (with
+    their page and confidence) or the spoken words in stretches, each with the second it starts."""
+    status = item.extraction_status
+    if status == "none":
+        return {}
+    detail = item.extraction if status == "done" else {}
+    lines = [{"text": line["text"], "page": line.get("page"), "confidence": round(100 * line["confidence"])}
+             for line in detail.get("lines", [])]
+    spoken = []
+    words = detail.get("words", [])
+    for start, end in detail.get("utterances", []):
+        said = [w["text"] for w in words if start <= w["start"] < end]
+        if said:
+            spoken.append({"start": start, "clock": clock(start), "text": " ".join(said)})
+    return {"status": item.get_extraction_status_display(), "pending": status == "pending", "error":
+            item.extraction_error if status == "failed" else "", "lines": lines, "spoken": spoken,
+            "speech": detail.get("source") == extracted_matches.SPEECH, "nothing": status == "done" and not (
+                lines or spoken)}
+
+
 def cards(hits: list[Hit], highlight_words: str = "") -> list[Card]:
     marked = _highlights(highlight_words, [hit.item.pk for hit in hits])
     cards = []

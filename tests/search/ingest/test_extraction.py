@@ -102,6 +102,8 @@ def test_a_sign_in_a_photo_is_found_by_its_words_once_the_job_has_read_them(clie
 
     html = Client().post("/results/", {"q": "boston", "mode": "hybrid"}).content.decode()
     assert "Text in the picture:" in html and "<mark>BOSTON</mark>" in html and 'class="word-box"' in html
+    page = Client().get(f"/items/{item['id']}/").content.decode()
+    assert "Text in it" in page and "TRAINS TO BOSTON" in page
 
 
 @pytest.mark.skipif(not cases.espeak_available(), reason="espeak-ng makes the test speech")
@@ -139,6 +141,9 @@ def test_the_card_of_a_memo_plays_from_where_the_word_is_said(client):
     assert "Said at 0:0" in html and "<mark>tuesday</mark>" in html
     start = float(html.split(f'{Item.objects.get(pk=item["id"]).media.name}#t=')[1].split('"')[0])
     assert said["start"] - 0.5 < start <= said["start"]
+    # The item's page shows what is said, each stretch with the second it starts.
+    page = Client().get(f"/items/{item['id']}/").content.decode()
+    assert "What is said" in page and "meeting on tuesday" in page
 
 
 def test_a_tone_has_no_transcript(client):
