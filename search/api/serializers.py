@@ -9,7 +9,7 @@ from rest_framework.exceptions import APIException
 
 from search.engine import access
 from search.engine.requests import FACETS, MODES, SORTS
-from search.ingest import revise
+from search.ingest import extraction, revise
 from search.ingest.ingester import clean_tags
 from search.ingest.prepare import clean_text, describe_all
 from search.media import MediaRejected, media_formats
@@ -137,8 +137,11 @@ class ItemSerializer(serializers.ModelSerializer):
         read_only_fields = [
             "id", "modality", "mime_type", "byte_size", "sha256", "width", "height", "duration", "sample_rate",
             "taken_at", "embedding_status", "embedding_error", "created_at", "updated_at",
-            "extraction_status", "extraction_error", "extracted_text",
+            "extraction_status", "extraction_error",
         ]
+        extra_kwargs = {"extracted_text": {
+            "required": False, "help_text": "the words read from inside a picture, scan or recording; a curator's "
+                                            "correction (PATCH) is searched and embedded again at once"}}
 
     def get_media_url(self, item) -> str | None:
         return _media_url(self.context.get("request"), item.media)
@@ -164,7 +167,23 @@ class ItemSerializer(serializers.ModelSerializer):
     def validate_tags(self, value):
         return clean_tags(value)
 
+    def validate_extracted_text(self, value):
+        if self.instance is None or self.instance.extraction_status == "none":
+            raise serializers.ValidationError("only the words read from a picture, scan or recording can be corrected")
+        if self.instance.extraction_status == "pending":
+            raise serializers.ValidationError("its words are being read; correct them when that is done")
+        if len(value) > settings.SEARCH_MAX_TEXT_CHARS:
+            raise serializers.ValidationError(f"at most {settings.SEARCH_MAX_TEXT_CHARS:,} characters")
+        return value.replace("\x00", "")
+
     def update(self, instance, validated_data):
+        words = validated_data.pop("extracted_text", None)
+        if words is not None:
+            try:
+                extraction.correct(instance, words)
+            except extraction.ExtractionFailed as exc:
+                raise serializers.ValidationError({"extracted_text": [str(exc)]}) from None
+            instance.refresh_from_db()
         text = validated_data.pop("text", None)
         if text is not None and instance.modality == Modality.TEXT:
             try:

@@ -186,7 +186,7 @@ def _picture(detail: dict, lines: list[dict], lexemes, wanted) -> WordsFound:
                 highlights.append((position, position + len(token)))
             position += len(token) + 1
         text += line["text"]
-        if line.get("page") == page:
+        if line.get("page") == page and line.get("box"):  # a corrected line may have lost its box
             xs = [x for x, _ in line["box"]]
             ys = [y for _, y in line["box"]]
             width, height = max(1, size[0]), max(1, size[1])

@@ -196,6 +196,12 @@ def store(item: Item, extracted: Extracted, vectors: dict[int, Vectors]) -> bool
                    .only("id").first())
         if current is None:
             return False
+        _write(item, extracted, vectors)
+    return True
+
+
+def _write(item: Item, extracted: Extracted, vectors: dict[int, Vectors]) -> None:
+    with transaction.atomic():
         changes = {"extracted_text": extracted.text, "extraction": extracted.detail,
                    "extraction_status": ExtractionStatus.DONE, "extraction_error": "", "updated_at": timezone.now()}
         targets = [space for space, _ in reading_spaces(item)]
@@ -208,7 +214,31 @@ def store(item: Item, extracted: Extracted, vectors: dict[int, Vectors]) -> bool
                         {"embedding_status": EmbeddingStatus.FAILED,
                          "embedding_error": "no words were read from its pages"})
         Item.objects.filter(pk=item.pk).update(**changes)
-    return True
+
+
+def correct(item: Item, text: str) -> None:
+    """A curator's correction of the words read from an item: stored and embedded again in one transaction. The
+    places of the words are kept where the correction allows: a picture's lines keep their boxes when there are
+    as many lines as before; a recording's words are spread over the times of the words they replace."""
+    text = text.strip()
+    vectors = embed_words(item, text)
+    _write(item, Extracted(text, _realigned(item.extraction or {}, text)), vectors)
+
+
+def _realigned(detail: dict, text: str) -> dict:
+    source = detail.get("source") or (SPEECH if detail.get("words") else PICTURE)
+    if source == SPEECH:
+        old, new = detail.get("words", []), text.split()
+        words = []
+        for index, word in enumerate(new):
+            if old:
+                at = old[min(len(old) - 1, index * len(old) // len(new))]
+                words.append({"text": word, "start": at["start"], "end": at["end"], "confidence": 1.0})
+        return {**detail, "source": SPEECH, "words": words, "corrected": True}
+    old, new = detail.get("lines", []), [line.strip() for line in text.splitlines() if line.strip()]
+    same = len(old) == len(new)
+    lines = [{**(old[index] if same else {}), "text": line, "confidence": 1.0} for index, line in enumerate(new)]
+    return {**detail, "source": PICTURE, "lines": [{"box": None, **line} for line in lines], "corrected": True}
 
 
 def extract_item(item_id: int) -> bool | None:

@@ -274,3 +274,22 @@ def test_reading_words_attempts_no_outside_connection(client, monkeypatch):
     assert run_extraction().status == "done"
     assert "EXIT" in Item.objects.get(pk=item["id"]).extracted_text
     assert outside == []
+
+
+def test_a_curator_corrects_the_words_and_the_item_is_found_by_the_correction(client):
+    item = upload(client, "sign.jpg", cases.sign_picture(["GARDEN CAFE", "COFFEE AND CAKE"], seed=7))
+    url = f"/api/items/{item['id']}/"
+    assert client.patch(url, {"extracted_text": "too early"}, format="json").status_code == 400  # still reading
+    run_extraction()
+    lines = client.get(url).json()["extraction"]["lines"]
+    corrected = "\n".join(line["text"].replace("CAFE", "CAFETERIA") for line in lines)
+    response = client.patch(url, {"extracted_text": corrected}, format="json")
+    assert response.status_code == 200, response.content
+    assert response.json()["extracted_text"] == corrected
+    detail = client.get(url).json()["extraction"]
+    assert detail["corrected"] and all(line["box"] for line in detail["lines"])  # same lines: boxes kept
+    hit = next(hit for hit in found(client, "cafeteria", mode="lexical") if hit["id"] == item["id"])
+    assert hit["matched_in"] == "text_in_picture" and "CAFETERIA" in hit["words"]["text"]
+    # A text has no words read from it to correct.
+    text = client.post("/api/items/", {"text": "a plain note"}, format="json").json()
+    assert client.patch(f"/api/items/{text['id']}/", {"extracted_text": "x"}, format="json").status_code == 400
