@@ -63,8 +63,8 @@ def for_items(items: list[Item], *, space, vector, words: str) -> dict[int, Word
     by_meaning: dict[int, tuple[float, float]] = {}
     if vector is not None and space is not None:
         # Found by the meaning of its words: only where the space reads them instead of the item itself.
-        readers = [pk for pk in read if _modality(items, pk) not in space.modalities or
-                   _modality(items, pk) == Modality.TEXT]
+        modality = {item.pk: item.modality for item in items}
+        readers = [pk for pk in read if modality[pk] == Modality.TEXT or modality[pk] not in space.modalities]
         by_meaning = passage_matches.best_segments(space, vector, readers)
     out = {}
     for item_id, (text, detail) in read.items():
@@ -74,10 +74,6 @@ def for_items(items: list[Item], *, space, vector, words: str) -> dict[int, Word
         if match is not None:
             out[item_id] = match
     return out
-
-
-def _modality(items, pk):
-    return next(item.modality for item in items if item.pk == pk)
 
 
 def _extracted(ids: list[int]) -> dict[int, tuple[str, dict]]:
