@@ -13,6 +13,7 @@ whether the hit says where it matched (and, for speech, carries the moment).
 """
 
 import argparse
+import os
 import statistics
 import sys
 import time
@@ -115,6 +116,7 @@ def main() -> None:
                                   and hit["moment"] == hit["words"]["moment"])
     del runner  # the job path is what the product runs; here each item is read and timed on its own
 
+    load = os.getloadavg()[1]  # other work on the machine slows every rate above
     kinds = ["picture", "scanned page", "speech"]
     lines_out = [
         "## Words inside media (issue 27)",
@@ -123,7 +125,8 @@ def main() -> None:
         "",
         "Generated cases (`bench/_extraction_cases.py`) uploaded with `POST /api/items/`, their words read as the "
         "extraction job reads them (one item at a time, this process), then each sought by a word or phrase it "
-        "holds with `GET /api/search/?q=...&k=5` in each mode, default settings otherwise.",
+        "holds with `GET /api/search/?q=...&k=5` in each mode, default settings otherwise. Load average over the "
+        f"run: {load:.1f} on {os.cpu_count()} cores (rates are lower while other processes share them).",
         "",
         "| what is read | cases | time | rate |",
         "|---|---|---|---|",
@@ -158,8 +161,9 @@ def main() -> None:
     lines_out += [
         "",
         "Queries are single words or short phrases (`bench/_extraction_cases.py`). By meaning (`vector`, the "
-        "API's default) a single word says little to the text space, and the relevance cutoff drops some; by "
-        "words (`hybrid`, `lexical`) every word that was read is found.",
+        "API's default) a single word says little to the text space, and the relevance cutoff can drop it; by "
+        "words (`hybrid`, `lexical`) every word that was read is found. The memos missed were misheard "
+        "by the recogniser (PocketSphinx; the share heard right is above): its limit, not the index's.",
         "",
     ]
     path = _django.write_fragment("extraction.md", "\n".join(lines_out), args.out)
