@@ -29,6 +29,7 @@ import json
 import math
 import os
 import re
+import shutil
 import tempfile
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -328,13 +329,21 @@ def run_query(query: GoldenQuery, resolver: Resolver, *, space: str, k: int, ef_
     exact_ranked = [hit.item.pk for hit in runs[True].hits]
     kept = [hit for hit in runs[False].hits if not hit.weak]
     relevant_in_top = [hit for hit in runs[False].hits[:k] if hit.item.pk in grades]
+    # What a user sees without asking for weak results: everything the cutoff lets through (up to SEARCH_MAX_K).
+    shown = search(SearchRequest(parts=parts, filters=filters, space=space, k=settings.SEARCH_MAX_K,
+                                 exclude_ids=exclude, ef_search=ef_search))
+    shown_ids = {hit.item.pk for hit in shown.hits}
+    found = len(shown_ids.intersection(grades))
     return result | {
+        # Recall and precision above the cutoff: of all the relevant items, the share shown; of those shown, the
+        # share relevant (None when nothing is shown).
+        "recall_above": found / len(grades),
+        "precision_above": found / len(shown_ids) if shown_ids else None,
         # Of the relevant items the ranking puts in the top k, the share the cutoff keeps.
         "kept": mean(float(not hit.weak) for hit in relevant_in_top),
         # Of what the cutoff lets through, the share of the first five that is on-topic.
         "on_topic5": mean(float(hit.item.pk in grades) for hit in kept[:5]),
-        "scored": [(hit.item.modality, hit.similarity, hit.item.pk in grades, hit.passages) for hit in runs[True].hits
-                   if hit.similarity is not None],
+        "scored": _scored(space, parts, runs[True].hits, grades),
         "query_modality": _label(query_modalities),
         "recall": recall_at_k(ranked, grades, k),
         "mrr": reciprocal_rank(ranked, grades),
@@ -345,6 +354,33 @@ def run_query(query: GoldenQuery, resolver: Resolver, *, space: str, k: int, ef_
         "exact_ranked": exact_ranked,
         "relevant_ids": sorted(grades),
     }
+
+
+def _scored(space: str, parts: list[QueryPart], hits, grades) -> list[tuple]:
+    """What calibration fits on: per hit, (modality, similarity, relevant?, passages, how the per-query judgement
+    saw it: its z, whether a structural rule demoted it, and which midpoint judged it)."""
+    from search.engine import calibration
+    from search.engine.query_vectors import query_vector
+    from search.engine.result_order import is_example, query_modality
+    from search.engine.search_service import resolve_space
+
+    stored = resolve_space(space)
+    request = SearchRequest(parts=parts, space=space)
+    try:
+        vector = query_vector(stored, parts)
+    except QueryError:
+        vector = None
+    hits = [hit for hit in hits if hit.similarity is not None]
+    judged = calibration.judge(stored, calibration.current(stored), vector, query_modality(request),
+                               is_example(request),
+                               {hit.item.pk: (hit.item.modality, hit.similarity, hit.passages) for hit in hits}) \
+        if vector is not None else {}
+    out = []
+    for hit in hits:
+        seen = judged.get(hit.item.pk)
+        extra = {"z": seen.z, "demoted": seen.demoted, "kind": seen.kind} if seen else {}
+        out.append((hit.item.modality, hit.similarity, hit.item.pk in grades, hit.passages, extra))
+    return out
 
 
 def summarise(rows: list[dict]) -> dict:
@@ -358,6 +394,8 @@ def summarise(rows: list[dict]) -> dict:
         "answered_exact": mean(float(row["answered_exact"]) for row in scored),
         "kept": mean(row["kept"] for row in scored if row.get("kept") is not None),
         "on_topic5": mean(row["on_topic5"] for row in scored if row.get("on_topic5") is not None),
+        "recall_above": mean(row.get("recall_above") for row in scored),
+        "precision_above": mean(row.get("precision_above") for row in scored),
     }
 
 
@@ -447,10 +485,109 @@ def long_texts(*, space: str, k: int = 10, n: int = LONG_TEXTS, seed: int = LONG
     }
 
 
+COLD_START_SEED = 2626
+COLD_START_KINDS = 11  # of pictures and of sounds: 22 kinds, as in issue 26
+COLD_START_PER_KIND = 6
+
+
+def _png(image) -> bytes:
+    import io
+
+    out = io.BytesIO()
+    image.convert("RGB").save(out, format="PNG")
+    return out.getvalue()
+
+
+def _wav(waveform, samplerate: int) -> bytes:
+    import io
+
+    import soundfile
+
+    out = io.BytesIO()
+    soundfile.write(out, waveform, samplerate, format="WAV", subtype="PCM_16")
+    return out.getvalue()
+
+
+def cold_start(*, space: str, seed: int = COLD_START_SEED, kinds: int = COLD_START_KINDS,
+               per_kind: int = COLD_START_PER_KIND) -> dict | None:
+    """The cutoff on a cold database: every stored item hidden and the space's calibration emptied for the time
+    of the measure, then `kinds` kinds of pictures and of sounds (`per_kind` each) from the evaluation-only
+    generator (encoders.demo.synth_eval) stored alone, as a user's first uploads, and searched with the default
+    cutoff: text->image and text->audio top-1 and precision@5 (held-out wordings), image->image and audio->audio
+    precision@5 (each item as the query). All of it is rolled back. Measured only in a space that embeds text,
+    pictures and sounds; it asks about the demo world's shapes and sounds, so it means something only for a
+    model that knows them."""
+    import numpy as np
+    from django.test import override_settings
+
+    from encoders.demo import synth, synth_eval
+    from search.engine import calibration
+    from search.engine.rankers import clear_centroids
+    from search.engine.search_service import resolve_space
+    from search.ingest.ingester import Ingester, IngestInput
+    from search.models import EmbeddingSpace
+
+    stored = resolve_space(space)
+    if not {Modality.TEXT, Modality.IMAGE, Modality.AUDIO} <= set(stored.modalities):
+        return None
+    rng = np.random.default_rng(seed)
+    pictures = [(c, s) for c in synth.COLOURS for s in synth.SHAPES]
+    pictures = [pictures[i] for i in rng.choice(len(pictures), kinds, replace=False)]
+    sounds = [(k, p) for k in synth.AUDIO_KINDS for p in synth.PITCHES]
+    sounds = [sounds[i] for i in rng.choice(len(sounds), min(kinds, len(sounds)), replace=False)]
+    inputs, keys = [], []
+    for colour, shape in pictures:
+        for _ in range(per_kind):
+            inputs.append(IngestInput(data=_png(synth_eval.draw_image(rng, colour, shape).image)))
+            keys.append(("image", f"{colour} {shape}"))
+    for kind, pitch in sounds:
+        for _ in range(per_kind):
+            sample = synth_eval.synthesise(rng, kind, pitch)
+            inputs.append(IngestInput(data=_wav(sample.waveform, sample.samplerate)))
+            keys.append(("audio", f"{pitch} {kind}"))
+    figures: dict[str, list[float]] = defaultdict(list)
+    media = tempfile.mkdtemp(prefix="cold-start-")
+    try:
+        with override_settings(MEDIA_ROOT=media), transaction.atomic():
+            try:
+                Item.objects.filter(hidden=False).update(hidden=True)
+                EmbeddingSpace.objects.filter(pk=stored.pk).update(calibration={})
+                calibration.clear_cache()
+                clear_centroids()
+                outcomes = Ingester().ingest_many(inputs)
+                key_of = {outcome.item.pk: key for outcome, key in zip(outcomes, keys, strict=True) if outcome.item}
+
+                def shown(parts, modality, exclude=()):
+                    page = search(SearchRequest(parts=parts, space=space, k=5, exclude_ids=list(exclude),
+                                                filters=Filters(modalities=[modality])))
+                    return [key_of.get(hit.item.pk, ("?", "?"))[1] for hit in page.hits]
+
+                for (colour, shape) in pictures:
+                    got = shown([QueryPart(text=synth.image_query(rng, colour, shape))], Modality.IMAGE)
+                    figures["text→image top-1"].append(float(got[:1] == [f"{colour} {shape}"]))
+                    figures["text→image precision@5"].append(got.count(f"{colour} {shape}") / 5)
+                for (kind, pitch) in sounds:
+                    got = shown([QueryPart(text=synth.audio_query(rng, kind, pitch))], Modality.AUDIO)
+                    figures["text→audio top-1"].append(float(got[:1] == [f"{pitch} {kind}"]))
+                    figures["text→audio precision@5"].append(got.count(f"{pitch} {kind}") / 5)
+                for item_id, (modality, key) in key_of.items():
+                    got = shown([QueryPart(item_id=item_id)], modality, exclude=[item_id])
+                    figures[f"{modality}→{modality} precision@5"].append(got.count(key) / 5)
+            finally:
+                transaction.set_rollback(True)
+    finally:
+        calibration.clear_cache()
+        clear_centroids()
+        shutil.rmtree(media, ignore_errors=True)
+    return {"items": len(inputs), "kinds": len(pictures) + len(sounds), "seed": seed,
+            "figures": {name: mean(values) for name, values in figures.items()}}
+
+
 def evaluate(queries: list[GoldenQuery], *, space: str, roots: list[Path], k: int = 10,
              ef_search: int | None = None, golden: Path | None = None, ood: list[str] | None = None,
-             long_text: bool = True) -> dict:
-    """Run every query in one space; the report the command prints and stores."""
+             long_text: bool = True, cold: bool = False) -> dict:
+    """Run every query in one space; the report the command prints and stores (with `cold`, also the cold-start
+    figures, `cold_start`)."""
     from search.engine.search_service import resolve_space
 
     stored_space = resolve_space(space)
@@ -478,6 +615,7 @@ def evaluate(queries: list[GoldenQuery], *, space: str, roots: list[Path], k: in
         "calibration": {key: stored_space.calibration.get(key) for key in ("source", "slope", "midpoint",
                                                                              "golden_pairs", "fitted_at")},
         "out_of_domain": out_of_domain(ood, space=space) if ood else None,
+        "cold_start": cold_start(space=space) if cold else None,
         "long_text": long_texts(space=space, k=k) if long_text and Modality.TEXT in stored_space.modalities
         else None,
         "queries": rows,
@@ -529,7 +667,7 @@ def format_table(report: dict, baseline: dict | None = None) -> str:
     """The report as a plain-text table; with a baseline report, each figure is followed by its change."""
     k = report["k"]
     header = ["pair", "queries", f"recall@{k}", "MRR", f"nDCG@{report['ndcg_depth']}", f"ANN recall@{k}",
-              "exact scans", "kept", "on-topic@5"]
+              "exact scans", "kept", "on-topic@5", "recall above", "precision above"]
     lines = []
     for pair, summary in [*report["pairs"].items(), ("overall", report["overall"])]:
         before = (baseline or {}).get("pairs", {}).get(pair) if pair != "overall" else (baseline or {}).get("overall")
@@ -538,7 +676,7 @@ def format_table(report: dict, baseline: dict | None = None) -> str:
             cells.append(_number(summary[key], before.get(key) if before else None))
         share = summary["answered_exact"]
         cells.append("-" if share is None else f"{share:.0%}")
-        for key in ("kept", "on_topic5"):
+        for key in ("kept", "on_topic5", "recall_above", "precision_above"):
             cells.append(_number(summary.get(key), before.get(key) if before else None))
         lines.append(cells)
     widths = [max(len(row[i]) for row in [header, *lines]) for i in range(len(header))]
@@ -557,7 +695,8 @@ def format_table(report: dict, baseline: dict | None = None) -> str:
                "where the ANN recall is 1 by construction.")
     out.append(f"cutoff: min_relevance {report.get('min_relevance')}; kept = share of the relevant items in the "
                f"top {k} that pass it; on-topic@5 = share of the first five results it lets through that are "
-               "relevant.")
+               "relevant; recall above = share of all the relevant items it lets through (what a user sees without "
+               "asking for weak results); precision above = share of what it lets through that is relevant.")
     long = report.get("long_text")
     if long and long.get("queries"):
         out.append(f"long texts ({LONG_TEXT_PAIR}): {long['documents']} generated documents of 600-1,200 words, "
@@ -566,8 +705,13 @@ def format_table(report: dict, baseline: dict | None = None) -> str:
                    f"{_number(long['passage_shown'])}, kept by the cutoff {_number(long['kept'])}")
     ood = report.get("out_of_domain")
     if ood:
-        out.append(f"out-of-domain: {ood['queries']} queries, answered \"no close match\": "
-                   f"{_number(ood['answered_empty'])}")
+        out.append(f"out-of-domain: {ood['queries']} queries over everything stored (a mixed collection as it "
+                   f"is), answered \"no close match\": {_number(ood['answered_empty'])}")
+    cold = report.get("cold_start")
+    if cold:
+        out.append(f"cold start ({cold['items']} items of {cold['kinds']} kinds from the independent generator, "
+                   "alone in the space, no golden set, default cutoff): " + ", ".join(
+                       f"{name} {_number(value)}" for name, value in cold["figures"].items()))
     calibration = report.get("calibration") or {}
     if calibration.get("source"):
         out.append(f"calibration: {calibration['source']} ({calibration.get('golden_pairs')} golden pairs), slope "

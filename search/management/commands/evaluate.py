@@ -24,8 +24,10 @@ DEFAULT_OOD = Path(settings.BASE_DIR) / "fixtures" / "golden" / "out_of_domain.j
 
 class Command(BaseCommand):
     help = (
-        "Measure retrieval quality on a golden set (JSONL): recall@k, MRR and nDCG@10 per modality pair, and the "
-        "ANN recall against an exact scan. Stores the result as the space's latest evaluation."
+        "Measure retrieval quality on a golden set (JSONL): recall@k, MRR and nDCG@10 per modality pair, the "
+        "ANN recall against an exact scan, and the relevance cutoff: recall and precision above it per pair, "
+        "out-of-domain refusal over what is stored, and cold-start figures (a probe rolled back). Stores the "
+        "result as the space's latest evaluation."
     )
 
     def add_arguments(self, parser):
@@ -43,6 +45,9 @@ class Command(BaseCommand):
                             help="also seek N reference documents read from this machine (manual pages, Python "
                                  "docstrings) by their one-line summaries, in every mode and with every space "
                                  "fused, as a user's query runs (default 100; 0 to skip)")
+        parser.add_argument("--no-cold-start", action="store_true",
+                            help="skip the cold-start probe of the relevance cutoff (every item hidden and 132 "
+                                 "generated pictures and sounds stored alone, in a transaction rolled back)")
         parser.add_argument("--json", dest="json_path", default=None, help="also write the full report here")
         parser.add_argument("--baseline", default=None, help="a report written by --json: show the change against it")
         parser.add_argument("--no-save", action="store_true", help="do not store it as the latest evaluation")
@@ -50,7 +55,7 @@ class Command(BaseCommand):
                             help="write the demo golden set from the demo data's labels instead of evaluating")
 
     def handle(self, *args, golden, space, root, k, ef_search, json_path, baseline, no_save, make_golden,
-               verbosity, ood, real_language, **options):
+               verbosity, ood, real_language, no_cold_start, **options):
         root = Path(root) if root else Path(settings.VAR_DIR) / "demo"
         golden = Path(golden)
         if make_golden:
@@ -71,7 +76,7 @@ class Command(BaseCommand):
         for name, space_queries in by_space.items():
             try:
                 report = evaluate(space_queries, space=name, roots=[golden.parent, root], k=k, ef_search=ef_search,
-                                  golden=golden, ood=ood_queries)
+                                  golden=golden, ood=ood_queries, cold=not no_cold_start)
             except (GoldenError, QueryError) as exc:
                 raise CommandError(str(exc)) from None
             reports[name] = report

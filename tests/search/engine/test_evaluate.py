@@ -259,8 +259,9 @@ def test_the_ann_run_is_compared_with_an_exact_run_of_the_same_query(settings, t
 
     with mock.patch.object(evaluation, "search", spy):
         evaluate_command(str(golden), "--json", str(tmp_path / "r.json"), "--ef-search", "40", "--ood", "")
-    # Each query: the index run, then the exact run (then the long-text pair's own searches).
-    assert captured[:4] == [(False, 40), (True, None)] * 2
+    # Each query: the index run, the exact run, then what the cutoff shows (issue 26; then the long-text pair's
+    # own searches).
+    assert captured[:6] == [(False, 40), (True, None), (False, 40)] * 2
     report = json.loads((tmp_path / "r.json").read_text())["fake"]
     for row in report["queries"]:
         assert row["answered_exact"] is False
