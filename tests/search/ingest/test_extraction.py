@@ -293,3 +293,36 @@ def test_a_curator_corrects_the_words_and_the_item_is_found_by_the_correction(cl
     # A text has no words read from it to correct.
     text = client.post("/api/items/", {"text": "a plain note"}, format="json").json()
     assert client.patch(f"/api/items/{text['id']}/", {"extracted_text": "x"}, format="json").status_code == 400
+
+
+def test_one_extraction_job_per_batch_whichever_way_it_came(client, tmp_path):
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    # A batch upload: its job stores the files, then queues one job for the words of those that have some.
+    files = [SimpleUploadedFile(f"s{n}.jpg", cases.sign_picture([f"GATE {n}"], seed=10 + n)) for n in range(2)]
+    batch = client.post("/api/items/batch/", {"file": files}, format="multipart")
+    assert batch.status_code == 202, batch.content
+    assert not Job.objects.filter(kind=Job.Kind.EXTRACT).exists()
+    runner.run(batch.json()["id"])
+    [job] = Job.objects.filter(kind=Job.Kind.EXTRACT)
+    assert len(job.params["items"]) == 2 and job.total == 2
+
+    # A folder through `manage.py ingest`: one more job for all of it; texts have nothing to read.
+    folder = tmp_path / "photos"  # beside the test's media folder, not over it
+    folder.mkdir()
+    for n in range(2):
+        (folder / f"p{n}.jpg").write_bytes(cases.sign_picture([f"ROOM {n}"], seed=20 + n))
+    (folder / "note.txt").write_text("a plain note")
+    call_command("ingest", str(folder), verbosity=0)
+    latest = extraction_job()
+    assert latest.pk != job.pk and len(latest.params["items"]) == 2
+    assert Item.objects.get(text="a plain note").extraction_status == "none"
+
+
+def test_each_reader_can_be_turned_off(client, settings):
+    settings.SEARCH_EXTRACT_SPEECH = False
+    item = upload(client, "tone.wav", cases.tone_wav(2.0))
+    assert item["extraction_status"] == "none" and extraction_job() is None
+    settings.SEARCH_EXTRACT_OCR = False
+    item = upload(client, "sign.jpg", cases.sign_picture(["NO ENTRY"], seed=9))
+    assert item["extraction_status"] == "none" and extraction_job() is None
