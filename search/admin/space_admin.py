@@ -19,8 +19,8 @@ from search.storage import spaces
 
 @admin.register(EmbeddingSpace)
 class EmbeddingSpaceAdmin(admin.ModelAdmin):
-    list_display = ("name", "model", "dimension", "languages", "licence", "modality_list", "item_vectors",
-                    "audio_windows", "missing", "configured", "evaluation_summary")
+    list_display = ("name", "model", "identity", "dimension", "languages", "licence", "modality_list",
+                    "item_vectors", "audio_windows", "missing", "configured", "evaluation_summary")
     readonly_fields = ("name", "model", "languages", "licence", "identity", "dimension", "metric", "modalities",
                        "created_at", "evaluation", "relevance_calibration")
     actions = ["backfill", "run_evaluation"]

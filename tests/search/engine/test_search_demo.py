@@ -145,4 +145,7 @@ def test_the_cutoff_keeps_on_topic_images_and_ranks_an_unrelated_query_lower(wor
     assert (top["colour"], top["shape"]) == ("red", "circle")
     unrelated = run([QueryPart(text="the minutes of the board meeting")], k=5, include_weak=True,
                     filters=Filters(modalities=["image"]))
-    assert unrelated.hits[0].relevance < page.hits[0].relevance
+    # Ordinary prose lands on the demo model's "unknown" point: that space has nothing to say about it, not even
+    # weak matches (issue 25); any other space may, but never above an on-topic match.
+    assert all(hit.space != "demo" for hit in unrelated.hits)
+    assert not unrelated.hits or unrelated.hits[0].relevance < page.hits[0].relevance
