@@ -38,6 +38,7 @@ BENCHMARKS = {
     "generalisation": "bench_generalisation.py",
     "real_language": "bench_real_language.py",
     "extraction": "bench_extraction.py",
+    "relevance": "bench_relevance.py",
 }
 
 

@@ -209,3 +209,13 @@ def test_extraction_reads_pictures_pages_and_speech_and_finds_them_by_their_word
     assert set(rows) == {"vector", "hybrid", "lexical"}
     # Every case is found by its words (one sign's word, the letter's, a memo's when espeak-ng is there).
     assert rows["lexical"][4] == "1.00" and rows["hybrid"][4] == "1.00"
+
+
+@pytest.mark.slow
+def test_relevance_measures_the_cutoff_on_a_cold_a_demo_and_a_mixed_database(tmp_path):
+    out = tmp_path / "relevance.md"
+    run_script("bench_relevance.py", "--quick", "--out", str(out), timeout=900)
+    rows = {row[0]: row for row in table_rows(out.read_text())}
+    assert float(rows["text→image top-1"][1]) >= 0.75, rows  # 4 kinds of each: a fair question still
+    assert any(name.startswith("out-of-domain sentences") for name in rows), rows
+    assert "recall above the cutoff" in out.read_text()

@@ -14,8 +14,9 @@ DEFAULT_GOLDEN = Path(settings.BASE_DIR) / "fixtures" / "golden" / "demo.jsonl"
 
 class Command(BaseCommand):
     help = (
-        "Fit a space's relevance calibration: unrelated-pair statistics from its own data, and the cutoff's "
-        "logistic from a golden set's relevant items against hard negatives (or defaults without one)."
+        "Fit a space's relevance calibration: unrelated-pair and per-modality statistics from its own data (what "
+        "each query is judged against), and the cutoff's midpoints from a golden set's relevant items against the "
+        "negatives left standing (or defaults without one)."
     )
 
     def add_arguments(self, parser):
@@ -51,5 +52,7 @@ class Command(BaseCommand):
             self.stdout.write(
                 f"space {name!r}: calibration from {fitted['source']} ({fitted['golden_pairs']} golden pairs), "
                 f"slope {fitted['slope']:.2f}, midpoint z {fitted['midpoint']:.2f}, "
-                f"{len(fitted['pairs'])} modality pairs"
+                f"{len(fitted['pairs'])} modality pairs; per query: " + (", ".join(
+                    f"{kind} midpoint z {fit['midpoint']:.2f} (fitted {fit['fitted']:.2f} on {fit['pairs']} hits)"
+                    for kind, fit in fitted.get("query_midpoints", {}).items()) or "default midpoints")
             )
