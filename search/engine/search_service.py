@@ -275,6 +275,12 @@ def _fused_search(request: SearchRequest) -> SearchPage:
     ordered = sorted(best.values(), key=lambda hit: (-(hit.relevance or 0), hit.item.pk))
     relevant = [hit for hit in ordered if not hit.weak]
     weak = [hit for hit in ordered if hit.weak]
+    if request.sort == "relevance" and request.balance_modalities and len(
+            request.filters.modalities or {m for space in chosen for m in space.modalities}) > 1:
+        # As in one space: a caption restating the query does not lead the pictures and sounds it describes.
+        by_id = {hit.item.pk: hit for hit in relevant}
+        relevant = [by_id[item_id] for item_id, _ in texts_not_crowding(
+            [(hit.item.pk, hit.relevance) for hit in relevant], {hit.item.pk: hit.item for hit in relevant})]
     if request.sort != "relevance":
         items = {hit.item.pk: hit.item for hit in relevant}
         by_id = {hit.item.pk: hit for hit in relevant}

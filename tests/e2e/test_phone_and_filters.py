@@ -47,7 +47,7 @@ def test_a_tag_filter_that_empties_the_list_says_which(page, demo, output_dir):
 
 
 def test_tags_are_suggested_as_you_type(page, demo):
-    page.goto("/?q=a+shape")
+    page.goto("/?q=circle")
     wait_for_results(page)
     tags = page.get_by_label("Tags")
     tags.fill("red, ci")

@@ -56,7 +56,7 @@ def test_text_results_have_a_real_title(page, demo, settings):
 def test_infinite_scroll_ends_at_the_cap_and_says_so(page, demo, output_dir, monkeypatch, settings):
     monkeypatch.setattr(pages, "SCROLL_MAX_RESULTS", 48)
     settings.SEARCH_MIN_RELEVANCE = 0.0  # every item counts as relevant: only the cap can end the list
-    page.goto("/?q=a+shape")
+    page.goto("/?q=circle")
     wait_for_results(page)
     expect(page.locator("#results .summary")).to_contain_text("Results 1–24")
     more = page.locator("#results button.more")

@@ -18,20 +18,20 @@ def _fresh_throttles():
 
 
 def test_healthz_is_200_once_the_database_answers_and_every_space_is_loaded():
-    warmup.warm_up()  # the real demo model, as a worker loads it before taking traffic
+    warmup.warm_up()  # the real models of the default spaces, as a worker loads them before taking traffic
     response = Client().get("/healthz")
     assert response.status_code == 200, response.content
     body = response.json()
     assert body["status"] == "ok" and body["database"] == "ok"
     assert tuple(int(n) for n in body["pgvector"].split(".")[:2]) >= (0, 8)
-    assert body["spaces"] == {"demo": "ready"}
+    assert body["spaces"] == {"demo": "ready", "text": "ready"}
 
 
 def test_healthz_is_503_naming_a_space_that_is_not_loaded(monkeypatch):
     monkeypatch.setattr(warmup, "state", {})
     response = Client().get("/healthz")
     assert response.status_code == 503
-    assert response.json()["spaces"] == {"demo": "loading"} and response.json()["database"] == "ok"
+    assert response.json()["spaces"] == {"demo": "loading", "text": "loading"} and response.json()["database"] == "ok"
     monkeypatch.setattr(warmup, "state", {"demo": "EncoderError: weights missing"})
     assert Client().get("/healthz").json()["spaces"]["demo"] == "EncoderError: weights missing"
 
