@@ -110,13 +110,14 @@ class Item(models.Model):
     # Words read from the item itself in the background (search.ingest.extraction): text in a picture or a
     # scanned page, speech in a recording. Found by words (search_document) and, for pictures and sounds, by
     # meaning in the spaces that read text but cannot see or hear the item.
-    extracted_text = models.TextField(blank=True)
+    # Defaults in the database too: rows written by COPY (bulk loads, benchmarks) name only the columns they fill.
+    extracted_text = models.TextField(blank=True, default="", db_default="")
     # Where those words are: {"source": "picture" | "speech", "size": [w, h], "lines": [{text, box,
     # confidence, page}], "words": [{text, start, end, confidence}], "pages": [offsets]}.
-    extraction = models.JSONField(default=dict, blank=True)
+    extraction = models.JSONField(default=dict, blank=True, db_default=models.Value({}, models.JSONField()))
     extraction_status = models.CharField(max_length=8, choices=ExtractionStatus.choices,
-                                         default=ExtractionStatus.NONE)
-    extraction_error = models.TextField(blank=True)
+                                         default=ExtractionStatus.NONE, db_default=ExtractionStatus.NONE)
+    extraction_error = models.TextField(blank=True, default="", db_default="")
     # Weighted full-text document: title ranks above body, body above the words read from the item. Generated,
     # so it can never go stale. The function (migrations 0006, 0008) is setweight(to_tsvector(title), 'A') ||
     # setweight(to_tsvector(text), 'B') || setweight(to_tsvector(extracted_text), 'C'),
