@@ -189,11 +189,11 @@ def test_generalisation_uploads_the_unseen_world_and_asks_it_through_the_api(tmp
 def test_real_language_stores_reference_text_and_asks_it_through_the_api(tmp_path):
     out = tmp_path / "real-language.md"
     run_script("bench_real_language.py", "--quick", "--out", str(out), timeout=900)
-    rows = {(row[0], row[1]): row for row in table_rows(out.read_text())}
+    # The ranking table's rows (the latency table follows it).
+    rows = {(row[0], row[1]): row for row in table_rows(out.read_text()) if row[1] in ("vector", "hybrid", "lexical")}
     assert {("default (fused)", mode) for mode in ("vector", "hybrid", "lexical")} <= rows.keys()
-    for key, row in rows.items():
-        if key != ("spaces", "mode"):  # the header
-            assert all(0.0 <= float(value) <= 1.0 for value in row[2:5]), row
+    for row in rows.values():
+        assert all(0.0 <= float(value) <= 1.0 for value in row[2:5]), row
     # 20 documents: the real text space finds most of them by their summary; the demo model cannot.
     assert float(rows[("text", "vector")][3]) >= 0.6 and float(rows[("demo", "vector")][2]) <= 0.3, rows
     assert "with the text space added" in out.read_text()
@@ -215,7 +215,9 @@ def test_extraction_reads_pictures_pages_and_speech_and_finds_them_by_their_word
 def test_relevance_measures_the_cutoff_on_a_cold_a_demo_and_a_mixed_database(tmp_path):
     out = tmp_path / "relevance.md"
     run_script("bench_relevance.py", "--quick", "--out", str(out), timeout=900)
-    rows = {row[0]: row for row in table_rows(out.read_text())}
+    rows: dict[str, list[str]] = {}
+    for row in table_rows(out.read_text()):
+        rows.setdefault(row[0], row)  # the first table's: the cold database (the demo and mixed ones follow)
     assert float(rows["text→image top-1"][1]) >= 0.75, rows  # 4 kinds of each: a fair question still
     assert any(name.startswith("out-of-domain sentences") for name in rows), rows
     assert "recall above the cutoff" in out.read_text()

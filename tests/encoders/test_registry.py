@@ -14,7 +14,7 @@ def _clean_registry():
 
 
 def test_demo_space_works_without_configuration():
-    assert encoders.list_spaces() == ["demo"]
+    assert encoders.list_spaces() == ["demo", "text"]
     space = encoders.get_space("demo")
     assert isinstance(space, OpenClipSpace)
     assert space.modalities == {"text", "image", "audio"}
@@ -58,4 +58,4 @@ def test_bad_encoder_paths_fail_on_first_use(dotted):
 def test_reset_restores_the_defaults():
     encoders.configure({"fast": {"ENCODER": "encoders.fake.FakeSpace"}})
     encoders.reset()
-    assert encoders.list_spaces() == ["demo"]
+    assert encoders.list_spaces() == ["demo", "text"]

@@ -19,7 +19,7 @@ from rest_framework.test import APIClient
 from encoders.demo import synth
 from search.engine import calibration
 from search.ingest.ingester import Ingester, IngestInput
-from search.models import Item
+from search.models import Item, Job
 from tests.search.api import relevance_worlds as worlds
 
 pytestmark = pytest.mark.django_db
@@ -68,6 +68,7 @@ def mixed(django_db_setup, django_db_blocker, tmp_path_factory):
             yield keys
         finally:
             Item.objects.all().delete()
+            Job.objects.all().delete()  # the extract jobs its uploads queued: later tests start with none
             calibration.clear_cache()
             settings.MEDIA_ROOT = media
 

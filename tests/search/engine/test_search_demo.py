@@ -11,7 +11,7 @@ from search.engine.query_vectors import QueryPart
 from search.engine.requests import Filters, SearchRequest
 from search.engine.search_service import search
 from search.engine.similar import more_like_this
-from search.models import Item
+from search.models import Item, Job
 
 pytestmark = pytest.mark.django_db
 
@@ -40,6 +40,7 @@ def world(django_db_setup, django_db_blocker, tmp_path_factory):
             yield {"folder": folder, "rows": rows, "items": by_title, "media_root": settings.MEDIA_ROOT}
         finally:
             Item.objects.all().delete()
+            Job.objects.all().delete()  # the extract jobs its uploads queued: later tests start with none
             settings.MEDIA_ROOT = media
 
 
