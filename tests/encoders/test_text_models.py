@@ -187,6 +187,11 @@ def test_a_missing_folder_is_named(tmp_path):
     missing = tmp_path / "no-such-model"
     with pytest.raises(WeightsNotFound, match=f"model folder {missing} does not exist"):
         SentenceTransformerSpace("text", model=str(missing))
+
+
+def test_a_missing_model2vec_folder_is_named(tmp_path):
+    pytest.importorskip("model2vec")
+    missing = tmp_path / "no-such-model"
     with pytest.raises(WeightsNotFound, match=f"model folder {missing} does not exist"):
         StaticEmbeddingSpace("words", library="model2vec", model=str(missing))
 
