@@ -327,3 +327,21 @@ class JobInput(models.Model):
 
     def __str__(self) -> str:
         return f"{self.job_id}#{self.position} {self.name}"
+
+
+class EvaluationReport(models.Model):
+    """A space's evaluation on its golden set (search.engine.evaluation), as `manage.py evaluate` stores it.
+
+    In the database, so every web node shows the same latest figures whichever job worker ran it; earlier ones are
+    kept (a few per space) for comparison."""
+
+    space = models.CharField(max_length=100)  # the space's name (a space is configured by name)
+    created_at = models.DateTimeField(auto_now_add=True)
+    report = models.JSONField()
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [models.Index(fields=["space", "-created_at"], name="evaluation_space_latest")]
+
+    def __str__(self) -> str:
+        return f"{self.space} {self.created_at:%Y-%m-%d %H:%M}"

@@ -187,8 +187,53 @@ STATIC_URL = "static/"
 STATIC_ROOT = Path(env_str("DJANGO_STATIC_ROOT", str(BASE_DIR / "staticfiles"))).resolve() if PRODUCTION else None
 WHITENOISE_USE_FINDERS = not PRODUCTION
 STATICFILES_DIRS = [BASE_DIR / "search" / "static"]
+# Media (uploads and previews): the local disk (DJANGO_MEDIA_ROOT), or with SEARCH_MEDIA_BACKEND=s3 a private bucket in
+# an S3-compatible object store that every web node and job worker reads (docs/scaling.md). Configured with
+# django-storages' own names; unset keys fall back to boto3's chain (instance roles, ~/.aws). Nothing reads
+# MEDIA_ROOT but the local backend: code goes through default_storage and search/storage/media_store.py.
+SEARCH_MEDIA_BACKEND = env_str("SEARCH_MEDIA_BACKEND", "local").lower()
+if SEARCH_MEDIA_BACKEND == "local":
+    _media_storage = {"BACKEND": "django.core.files.storage.FileSystemStorage"}
+elif SEARCH_MEDIA_BACKEND == "s3":
+    if not env_str("AWS_STORAGE_BUCKET_NAME"):
+        raise ImproperlyConfigured("SEARCH_MEDIA_BACKEND=s3 needs AWS_STORAGE_BUCKET_NAME (a private bucket)")
+    _media_storage = {"BACKEND": "storages.backends.s3.S3Storage", "OPTIONS": {
+        "bucket_name": env_str("AWS_STORAGE_BUCKET_NAME"),
+        "endpoint_url": env_str("AWS_S3_ENDPOINT_URL") or None,  # MinIO, Ceph, R2...; unset: AWS itself
+        "access_key": env_str("AWS_ACCESS_KEY_ID") or None,
+        "secret_key": env_str("AWS_SECRET_ACCESS_KEY") or None,
+        "region_name": env_str("AWS_S3_REGION_NAME") or None,
+        "addressing_style": env_str("AWS_S3_ADDRESSING_STYLE") or None,  # "path" for most self-hosted stores
+        "location": env_str("AWS_LOCATION"),  # a key prefix, to share a bucket
+        # Names are content-addressed (search.models.media_path): the same name is the same bytes.
+        "file_overwrite": True,
+        # Files are served by our view after the access check, never by bucket URLs: no ACL is sent, so objects
+        # keep the bucket's own (private) policy.
+        "default_acl": None,
+        "querystring_auth": True,
+        # A file opened to be read again (re-embed, extraction) spools to disk past this, not all into memory.
+        "max_memory_size": 2 * 1024 * 1024,
+    }}
+else:
+    raise ImproperlyConfigured(f"SEARCH_MEDIA_BACKEND={SEARCH_MEDIA_BACKEND!r} must be 'local' or 's3'")
+# State that must agree across processes and machines (throttle counts, read-your-writes marks, map layouts): a cache
+# every web process shares. By default a table in the product's own PostgreSQL (migration 0010, UNLOGGED: no WAL for
+# cache writes, emptied after a crash, never on replicas; search/storage/db_cache.py counts a throttle in one
+# statement); SEARCH_CACHE_URL=redis://host:6379/0 moves it to Redis through Django's own backend.
+SEARCH_CACHE_URL = env_str("SEARCH_CACHE_URL")
+if SEARCH_CACHE_URL:
+    if not SEARCH_CACHE_URL.startswith(("redis://", "rediss://", "unix://")):
+        raise ImproperlyConfigured(f"SEARCH_CACHE_URL={SEARCH_CACHE_URL!r} must be a redis://, rediss:// or unix:// "
+                                   "URL")
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": SEARCH_CACHE_URL,
+                          "KEY_PREFIX": env_str("SEARCH_CACHE_PREFIX", "search")}}
+else:
+    CACHES = {"default": {"BACKEND": "search.storage.db_cache.PostgresCache", "LOCATION": "search_cache",
+                          "KEY_PREFIX": env_str("SEARCH_CACHE_PREFIX", "search"),
+                          # Expired rows go first; past this many, the oldest third (Django's cull).
+                          "OPTIONS": {"MAX_ENTRIES": env_int("SEARCH_CACHE_MAX_ENTRIES", 200_000, minimum=100)}}}
 STORAGES = {
-    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "default": _media_storage,
     "staticfiles": {
         "BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"
         if PRODUCTION

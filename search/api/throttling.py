@@ -1,4 +1,18 @@
+"""API throttles by scope and tier, counted in the shared cache so every process and node counts the same client.
+
+DRF's SimpleRateThrottle keeps each client's request history (a list of timestamps) and reads and rewrites it on
+every request: with the cache in PostgreSQL that is five statements and a few kilobytes written per search, and two
+processes that read the same history at once both write back their own (a lost count). Here a request is one atomic
+count in a fixed window: one `INSERT ... ON CONFLICT` with the database cache (search/storage/db_cache.py,
+`PostgresCache.hit`), an `add` and an atomic `incr` with Redis or any other backend. A fixed window lets a client
+spend its rate at the end of one window and again at the start of the next (at most twice the rate in a short burst),
+which is what the limits are for: runaway loops and scrapers, not exact accounting.
+"""
+
+import time
+
 from django.conf import settings
+from django.core.cache import cache
 from rest_framework.throttling import ScopedRateThrottle
 
 
@@ -7,6 +21,23 @@ def tier(user) -> str:
     if not (user and user.is_authenticated):
         return "anon"
     return "staff" if user.is_staff else "user"
+
+
+def count_request(key: str, seconds: int) -> tuple[int, float]:
+    """Count one request under `key`; returns (requests in its window so far, when the window ends, epoch seconds)."""
+    hit = getattr(cache, "hit", None)
+    if hit is not None:
+        return hit(key, seconds)
+    # Windows aligned on the clock, so the key names its window and its end needs no second read.
+    window = int(time.time() // seconds)
+    key = f"{key}:{window}"
+    cache.add(key, 0, seconds + 1)
+    try:
+        count = cache.incr(key)
+    except ValueError:  # expired between the two calls: a new window
+        cache.set(key, 1, seconds + 1)
+        count = 1
+    return count, (window + 1) * seconds
 
 
 class ScopedSettingsRateThrottle(ScopedRateThrottle):
@@ -19,7 +50,21 @@ class ScopedSettingsRateThrottle(ScopedRateThrottle):
 
     def allow_request(self, request, view):
         self._tier = tier(request.user)
-        return super().allow_request(request, view)
+        self.scope = getattr(view, self.scope_attr, None)
+        if not self.scope:
+            return True
+        self.rate = self.get_rate()
+        self.num_requests, self.duration = self.parse_rate(self.rate)
+        if self.rate is None:
+            return True
+        self.key = self.get_cache_key(request, view)
+        if self.key is None:
+            return True
+        count, self._window_end = count_request(self.key, self.duration)
+        return count <= self.num_requests
+
+    def wait(self):
+        return max(0.0, self._window_end - time.time())
 
     def get_rate(self):
         rates = settings.SEARCH_THROTTLE_RATES

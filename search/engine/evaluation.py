@@ -20,17 +20,14 @@ Each query runs twice through `search()`: as users get it (HNSW), and with `exac
 recall@k, MRR and nDCG@10 of the first run per modality pair (query modality -> target modality) and
 overall, plus the ANN recall@k: the share of the exact top k the index also returned. recall@k is the share
 of all relevant items found in the top k; MRR uses the first relevant rank in the top max(k, 10); nDCG@10
-gains 2^grade - 1 per result. The latest report of each space is kept in VAR_DIR/evaluations/<space>.json;
-`latest_evaluation(space)` reads it back (for the admin).
+gains 2^grade - 1 per result. The latest reports of each space are kept in the database
+(`EvaluationReport`); `latest_evaluation(space)` reads the last back (for the admin).
 """
 
 import hashlib
 import json
 import math
-import os
 import re
-import shutil
-import tempfile
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -44,7 +41,7 @@ from search.engine.query_vectors import QueryError, QueryPart
 from search.engine.requests import Filters, SearchRequest
 from search.engine.search_service import search
 from search.media import sniff
-from search.models import Item, Modality
+from search.models import EvaluationReport, Item, Modality
 
 NDCG_DEPTH = 10
 SHA256 = re.compile(r"^[0-9a-f]{64}$")
@@ -518,7 +515,7 @@ def cold_start(*, space: str, seed: int = COLD_START_SEED, kinds: int = COLD_STA
     pictures and sounds; it asks about the demo world's shapes and sounds, so it means something only for a
     model that knows them."""
     import numpy as np
-    from django.test import override_settings
+    from django.core.files.storage import default_storage
 
     from encoders.demo import synth, synth_eval
     from search.engine import calibration
@@ -546,15 +543,18 @@ def cold_start(*, space: str, seed: int = COLD_START_SEED, kinds: int = COLD_STA
             inputs.append(IngestInput(data=_wav(sample.waveform, sample.samplerate)))
             keys.append(("audio", f"{pitch} {kind}"))
     figures: dict[str, list[float]] = defaultdict(list)
-    media = tempfile.mkdtemp(prefix="cold-start-")
+    # The items are rolled back; the files their ingest wrote into the media storage are deleted after.
+    written: list[str] = []
     try:
-        with override_settings(MEDIA_ROOT=media), transaction.atomic():
+        with transaction.atomic():
             try:
                 Item.objects.filter(hidden=False).update(hidden=True)
                 EmbeddingSpace.objects.filter(pk=stored.pk).update(calibration={})
                 calibration.clear_cache()
                 clear_centroids()
                 outcomes = Ingester().ingest_many(inputs)
+                written = [name for outcome in outcomes if outcome.status == "added"
+                           for name in (outcome.item.media.name, outcome.item.preview.name) if name]
                 key_of = {outcome.item.pk: key for outcome, key in zip(outcomes, keys, strict=True) if outcome.item}
 
                 def shown(parts, modality, exclude=()):
@@ -578,7 +578,10 @@ def cold_start(*, space: str, seed: int = COLD_START_SEED, kinds: int = COLD_STA
     finally:
         calibration.clear_cache()
         clear_centroids()
-        shutil.rmtree(media, ignore_errors=True)
+        kept = set(Item.objects.filter(media__in=written).values_list("media", flat=True))
+        kept |= set(Item.objects.filter(preview__in=written).values_list("preview", flat=True))
+        for name in set(written) - kept:
+            default_storage.delete(name)
     return {"items": len(inputs), "kinds": len(pictures) + len(sounds), "seed": seed,
             "figures": {name: mean(values) for name, values in figures.items()}}
 
@@ -625,32 +628,33 @@ def evaluate(queries: list[GoldenQuery], *, space: str, roots: list[Path], k: in
 # --------------------------------------------------------------------------- storing and showing
 
 
-def _store_path(space_name: str) -> Path:
-    safe = re.sub(r"[^A-Za-z0-9_.-]", "_", space_name)
-    return Path(settings.VAR_DIR) / "evaluations" / f"{safe}.json"
+# Reports kept per space: the latest is shown, a few before it stay for comparison.
+KEEP_REPORTS = 20
 
 
-def save_evaluation(report: dict) -> Path:
-    """Keep this report as the space's latest evaluation (written atomically)."""
-    path = _store_path(report["space"])
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=".evaluation-", suffix=".json")
-    try:
-        with os.fdopen(handle, "w", encoding="utf-8") as out:
-            json.dump(report, out, indent=1, ensure_ascii=False)
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
-    return path
+def save_evaluation(report: dict) -> EvaluationReport:
+    """Keep this report as the space's latest evaluation, in the database (every node and worker sees it).
+
+    The same report saved again (the command adds its real-language figures after the first save) replaces its row."""
+    space = report["space"]
+    with transaction.atomic():
+        row = None
+        if report.get("created_at"):
+            row = EvaluationReport.objects.filter(space=space, report__created_at=report["created_at"]).first()
+        if row is None:
+            row = EvaluationReport.objects.create(space=space, report=report)
+        else:
+            row.report = report
+            row.save(update_fields=["report"])
+        older = EvaluationReport.objects.filter(space=space).values_list("pk", flat=True)[KEEP_REPORTS:]
+        EvaluationReport.objects.filter(pk__in=list(older)).delete()
+    return row
 
 
 def latest_evaluation(space_name: str) -> dict | None:
     """The last stored evaluation of a space (what `manage.py evaluate` printed), or None if there is none."""
-    try:
-        report = json.loads(_store_path(space_name).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
+    row = EvaluationReport.objects.filter(space=space_name).only("report").first()
+    report = row.report if row else None
     return report if isinstance(report, dict) and report.get("space") == space_name else None
 
 

@@ -82,9 +82,9 @@ class Command(BaseCommand):
             reports[name] = report
             self.stdout.write(format_table(report, baseline_reports.get(name)))
             if not no_save:
-                path = save_evaluation(report)
+                row = save_evaluation(report)
                 if verbosity >= 2:
-                    self.stdout.write(f"stored as the latest evaluation of {name!r}: {path}")
+                    self.stdout.write(f"stored as the latest evaluation of {name!r} (report {row.pk})")
         if real_language > 0:
             found = measure_real_language(n=real_language, k=k)
             self.stdout.write(format_real_language(found))

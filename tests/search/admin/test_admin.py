@@ -268,23 +268,20 @@ def test_deleting_items_removes_their_files(curator, items, settings):
 
 
 @pytest.mark.django_db
-def test_spaces_admin_shows_the_latest_evaluation(settings, tmp_path, admin_client):
-    import json
-
+def test_spaces_admin_shows_the_latest_evaluation(settings, admin_client):
+    from search.engine.evaluation import save_evaluation
     from search.storage import spaces
 
-    settings.VAR_DIR = tmp_path
     space = spaces.register(settings.SEARCH_DEFAULT_SPACE)
     listing = admin_client.get("/admin/search/embeddingspace/")
     assert b"none yet" in listing.content
-    (tmp_path / "evaluations").mkdir()
     report = {
         "space": space.name, "identity": space.identity, "k": 10, "ndcg_depth": 10, "items": 380,
         "golden": "fixtures/golden/demo.jsonl", "created_at": "2026-11-21T00:10:00+00:00",
         "overall": {"queries": 3, "recall": 0.9, "mrr": 0.8, "ndcg": 0.7, "ann_recall": 1.0},
         "pairs": {"text→image": {"queries": 3, "recall": 0.9, "mrr": 0.8, "ndcg": 0.7, "ann_recall": 1.0}},
     }
-    (tmp_path / "evaluations" / f"{space.name}.json").write_text(json.dumps(report))
+    save_evaluation(report)
     listing = admin_client.get("/admin/search/embeddingspace/")
     assert "recall@10 0.900 · MRR 0.800".encode() in listing.content
     detail = admin_client.get(f"/admin/search/embeddingspace/{space.pk}/change/")

@@ -1,8 +1,12 @@
-"""Throttles by tier: anonymous per address, token holders and staff per account, each with its own rate."""
+"""Throttles by tier: anonymous per address, token holders and staff per account, each with its own rate, counted in
+the shared cache."""
+
+import time
 
 import pytest
 from django.conf import settings as django_settings
 from django.core.cache import cache
+from django.db import connection
 from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
@@ -65,3 +69,70 @@ def test_the_default_rates_let_an_integration_store_hundreds_a_minute(settings):
     client = client_for(make_user("bulk"))
     created = {client.post("/api/items/", {"text": f"item {n}"}, format="json").status_code for n in range(150)}
     assert created == {201}  # the issue's integration was stopped after 60
+
+
+# ------------------------------------------------------------------ counted in the shared cache (issue 29)
+
+
+def _statements(client, path="/api/search/", **params) -> list[str]:
+    from django.test.utils import CaptureQueriesContext
+
+    with CaptureQueriesContext(connection) as captured:
+        assert client.get(path, params).status_code == 200
+    return [q["sql"] for q in captured.captured_queries]
+
+
+def test_a_throttled_search_costs_one_statement_for_its_count(settings):
+    # The search itself is issue 28's (<= 3 statements); the count is one INSERT ... ON CONFLICT into the cache
+    # table, where DRF's own throttle on Django's DatabaseCache cost five (a SELECT of the history, then COUNT,
+    # SELECT and UPDATE/INSERT to write it back).
+    client = client_for()
+    _statements(client, q="red")  # caches warm (spaces, calibration); the first count inserts its row
+    settings.SEARCH_THROTTLE_RATES = {**RATES, "search": "100/min"}
+    throttled = _statements(client, q="red")
+    settings.SEARCH_THROTTLE_RATES = {**RATES, "search": None}
+    free = _statements(client, q="red")
+    counting = [sql for sql in throttled if "search_cache" in sql]
+    assert len(throttled) - len(free) == 1, throttled
+    assert len(counting) == 1 and counting[0].startswith("INSERT INTO")
+
+
+def test_the_count_is_one_row_of_the_shared_cache_table_readable_by_get():
+    from search.api.throttling import count_request
+
+    assert [count_request("probe", 60)[0] for _ in range(3)] == [1, 2, 3]
+    assert cache.get("probe") == 3  # a count is an ordinary cached int
+    _, ends = count_request("probe", 60)
+    assert 58 < ends - time.time() <= 60
+
+
+def test_an_expired_window_starts_again_at_one():
+    from search.api.throttling import count_request
+
+    count_request("short", 60)
+    count_request("short", 60)
+    with connection.cursor() as cursor:  # the window ended (as a minute later)
+        cursor.execute("UPDATE search_cache SET expires = now() - interval '1 second' WHERE cache_key LIKE %s",
+                       ["%short"])
+    assert count_request("short", 60)[0] == 1
+
+
+def test_refused_requests_say_when_the_window_ends():
+    client = client_for()
+    searches(client, 2)
+    refused = client.get("/api/search/", {"q": "red"})
+    assert refused.status_code == 429
+    assert 0 < int(refused["Retry-After"]) <= 60
+
+
+def test_other_backends_count_with_add_and_incr(settings):
+    # Redis (SEARCH_CACHE_URL) has no `hit`: the generic path, atomic there by INCR, here on Django's memory cache.
+    from django.core.cache import caches
+
+    from search.api import throttling
+
+    # Changing CACHES makes Django build the caches again (and again when the fixture puts it back).
+    settings.CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+    assert not hasattr(caches["default"], "hit")
+    assert [throttling.count_request("k", 60)[0] for _ in range(3)] == [1, 2, 3]
+    assert searches(client_for(), 3) == [200, 200, 429]

@@ -128,17 +128,34 @@ def test_the_shipped_demo_golden_set_is_valid_and_covers_every_pair():
 # --------------------------------------------------------------------------- stored evaluations
 
 
-def test_the_latest_evaluation_is_stored_per_space(settings, tmp_path):
-    settings.VAR_DIR = tmp_path
+@pytest.mark.django_db
+def test_the_latest_evaluation_is_stored_per_space_in_the_database():
+    # In the database, not a file under var/: every web node shows what any job worker measured (issue 29).
+    from search.models import EvaluationReport
+
     assert latest_evaluation("demo") is None
     save_evaluation({"space": "demo", "overall": {"mrr": 0.5}})
     save_evaluation({"space": "demo", "overall": {"mrr": 0.75}})
     save_evaluation({"space": "other/odd name", "overall": {"mrr": 0.1}})
     assert latest_evaluation("demo")["overall"]["mrr"] == 0.75
     assert latest_evaluation("other/odd name")["overall"]["mrr"] == 0.1
-    assert sorted(p.name for p in (tmp_path / "evaluations").iterdir()) == ["demo.json", "other_odd_name.json"]
-    (tmp_path / "evaluations" / "demo.json").write_text("{truncated")
-    assert latest_evaluation("demo") is None
+    # The same report saved again (the command adds its real-language figures) replaces its row.
+    report = {"space": "demo", "created_at": "2026-12-07T10:00:00+00:00", "overall": {"mrr": 0.8}}
+    save_evaluation(report)
+    save_evaluation({**report, "real_language": {"top1": 0.7}})
+    assert latest_evaluation("demo")["real_language"] == {"top1": 0.7}
+    assert EvaluationReport.objects.filter(space="demo").count() == 3
+
+
+@pytest.mark.django_db
+def test_only_the_last_reports_of_a_space_are_kept(monkeypatch):
+    from search.engine import evaluation
+    from search.models import EvaluationReport
+
+    monkeypatch.setattr(evaluation, "KEEP_REPORTS", 3)
+    for n in range(5):
+        save_evaluation({"space": "demo", "overall": {"mrr": n / 10}})
+    assert [r.report["overall"]["mrr"] for r in EvaluationReport.objects.filter(space="demo")] == [0.4, 0.3, 0.2]
 
 
 # --------------------------------------------------------------------------- the command, end to end

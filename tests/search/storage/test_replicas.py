@@ -252,3 +252,22 @@ def test_migrations_and_writes_go_to_the_primary():
     router = ReplicaRouter()
     assert router.db_for_write(Item) == DEFAULT_DB_ALIAS
     assert router.allow_migrate(DEFAULT_DB_ALIAS, "search") and not router.allow_migrate("replica1", "search")
+
+
+def test_the_shared_cache_reads_and_writes_the_primary_and_pins_no_client(same_server):
+    # The cache table is UNLOGGED (absent on a replica), and a throttle's count is no write of the client's:
+    # a search that only counted must go on reading from replicas (issue 29).
+    from django.core.cache import cache
+
+    token = replicas.begin()
+    try:
+        cache.set("replica-probe", 1)
+        assert cache.get("replica-probe") == 1
+        assert replicas.read_alias() == ALIAS
+        from search.storage.replicas.router import ReplicaRouter
+
+        entry = cache.cache_model_class
+        assert ReplicaRouter().db_for_read(entry) == ReplicaRouter().db_for_write(entry) == DEFAULT_DB_ALIAS
+    finally:
+        work = replicas.end(token)
+    assert not work.wrote
