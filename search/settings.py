@@ -192,28 +192,29 @@ STATICFILES_DIRS = [BASE_DIR / "search" / "static"]
 # django-storages' own names; unset keys fall back to boto3's chain (instance roles, ~/.aws). Nothing reads
 # MEDIA_ROOT but the local backend: code goes through default_storage and search/storage/media_store.py.
 SEARCH_MEDIA_BACKEND = env_str("SEARCH_MEDIA_BACKEND", "local").lower()
+SEARCH_S3_OPTIONS = {  # also read by `manage.py move_media --to s3` while the local disk is still the default
+    "bucket_name": env_str("AWS_STORAGE_BUCKET_NAME"),
+    "endpoint_url": env_str("AWS_S3_ENDPOINT_URL") or None,  # MinIO, Ceph, R2...; unset: AWS itself
+    "access_key": env_str("AWS_ACCESS_KEY_ID") or None,
+    "secret_key": env_str("AWS_SECRET_ACCESS_KEY") or None,
+    "region_name": env_str("AWS_S3_REGION_NAME") or None,
+    "addressing_style": env_str("AWS_S3_ADDRESSING_STYLE") or None,  # "path" for most self-hosted stores
+    "location": env_str("AWS_LOCATION"),  # a key prefix, to share a bucket
+    # Names are content-addressed (search.models.media_path): the same name is the same bytes.
+    "file_overwrite": True,
+    # Files are served by our view after the access check, never by bucket URLs: no ACL is sent, so objects keep
+    # the bucket's own (private) policy.
+    "default_acl": None,
+    "querystring_auth": True,
+    # A file opened to be read again (re-embed, extraction) spools to disk past this, not all into memory.
+    "max_memory_size": 2 * 1024 * 1024,
+}
 if SEARCH_MEDIA_BACKEND == "local":
     _media_storage = {"BACKEND": "django.core.files.storage.FileSystemStorage"}
 elif SEARCH_MEDIA_BACKEND == "s3":
-    if not env_str("AWS_STORAGE_BUCKET_NAME"):
+    if not SEARCH_S3_OPTIONS["bucket_name"]:
         raise ImproperlyConfigured("SEARCH_MEDIA_BACKEND=s3 needs AWS_STORAGE_BUCKET_NAME (a private bucket)")
-    _media_storage = {"BACKEND": "storages.backends.s3.S3Storage", "OPTIONS": {
-        "bucket_name": env_str("AWS_STORAGE_BUCKET_NAME"),
-        "endpoint_url": env_str("AWS_S3_ENDPOINT_URL") or None,  # MinIO, Ceph, R2...; unset: AWS itself
-        "access_key": env_str("AWS_ACCESS_KEY_ID") or None,
-        "secret_key": env_str("AWS_SECRET_ACCESS_KEY") or None,
-        "region_name": env_str("AWS_S3_REGION_NAME") or None,
-        "addressing_style": env_str("AWS_S3_ADDRESSING_STYLE") or None,  # "path" for most self-hosted stores
-        "location": env_str("AWS_LOCATION"),  # a key prefix, to share a bucket
-        # Names are content-addressed (search.models.media_path): the same name is the same bytes.
-        "file_overwrite": True,
-        # Files are served by our view after the access check, never by bucket URLs: no ACL is sent, so objects
-        # keep the bucket's own (private) policy.
-        "default_acl": None,
-        "querystring_auth": True,
-        # A file opened to be read again (re-embed, extraction) spools to disk past this, not all into memory.
-        "max_memory_size": 2 * 1024 * 1024,
-    }}
+    _media_storage = {"BACKEND": "storages.backends.s3.S3Storage", "OPTIONS": SEARCH_S3_OPTIONS}
 else:
     raise ImproperlyConfigured(f"SEARCH_MEDIA_BACKEND={SEARCH_MEDIA_BACKEND!r} must be 'local' or 's3'")
 # State that must agree across processes and machines (throttle counts, read-your-writes marks, map layouts): a cache

@@ -12,7 +12,6 @@ are swept by `sweep_orphan_files`. An item whose encoding fails is stored with s
 import hashlib
 import logging
 import multiprocessing
-import time
 from collections import defaultdict, deque
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
@@ -23,13 +22,14 @@ from django.conf import settings
 from django.core.files.base import ContentFile, File
 from django.core.files.storage import default_storage
 from django.db import IntegrityError, connection, transaction
+from django.utils import timezone
 
 from search.ingest import decode_pool, extraction
 from search.ingest.item_vectors import Vectors, encode_batch, write_vectors
 from search.ingest.prepare import PreparedMedia, clean_text, prepare_media, text_sha256
 from search.media import EmptyContent, MediaRejected, UnreadableFile, thumbnail_jpeg, waveform_png
 from search.models import EmbeddingSpace, EmbeddingStatus, ExtractionStatus, Item, media_path, preview_path
-from search.storage import spaces
+from search.storage import media_store, spaces
 
 logger = logging.getLogger(__name__)
 
@@ -444,7 +444,6 @@ def sweep_orphan_files(min_age_seconds: float = 0) -> list[str]:
     Runs only when no ingest transaction is open anywhere (it takes the files lock
     exclusively and gives up at once if it cannot), so it never races a live writer.
     """
-    root = Path(settings.MEDIA_ROOT)
     removed: list[str] = []
     with transaction.atomic():
         with connection.cursor() as cursor:
@@ -453,13 +452,16 @@ def sweep_orphan_files(min_age_seconds: float = 0) -> list[str]:
                 return removed
         known = set(Item.objects.exclude(media="").values_list("media", flat=True))
         known |= set(Item.objects.exclude(preview="").values_list("preview", flat=True))
-        now = time.time()
+        now = timezone.now()
         for folder in ("items", "previews"):
-            for path in (root / folder).glob("*/*"):
-                name = path.relative_to(root).as_posix()
-                if name not in known and now - path.stat().st_mtime >= min_age_seconds:
-                    path.unlink(missing_ok=True)
-                    removed.append(name)
+            # Listed first: deleting while an object store pages through its listing could skip names.
+            for name, modified in list(media_store.stored_names(folder)):
+                if name in known:
+                    continue
+                if modified is not None and (now - modified).total_seconds() < min_age_seconds:
+                    continue
+                default_storage.delete(name)
+                removed.append(name)
     return removed
 
 

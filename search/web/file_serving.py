@@ -1,15 +1,21 @@
-"""Serving stored media and previews after the access check, with byte ranges for audio seeking."""
+"""Serving stored media and previews after the access check, with byte ranges for audio seeking.
+
+Files come from the media storage (the local disk, or a private S3 bucket: search/storage/media_store.py), always
+through this view: a hidden item's files are as hidden as its page, at once and on every node, and each answer
+carries the headers below (a document is only ever downloaded). Signed bucket URLs would take the bytes off the web
+nodes but stay valid for anyone holding one until they expire, could not carry those headers, and need the bucket
+reachable from browsers; a range is one ranged GET to the bucket, streamed in 64 KiB chunks.
+"""
 
 import mimetypes
 import os
 import re
 
-from django.conf import settings
 from django.http import FileResponse, Http404, HttpResponse, StreamingHttpResponse
-from django.utils._os import safe_join
 
 from search.engine import access
 from search.models import Item
+from search.storage import media_store
 
 # Media is only ever served as one of these types, whatever its file name says.
 # Documents are only ever downloaded, never shown by the browser from this origin (an uploaded HTML page
@@ -29,14 +35,8 @@ SERVED_TYPES = {  # the types of search.media.media_formats.FORMATS, as mimetype
 _RANGE = re.compile(r"bytes=(\d{0,18})-(\d{0,18})$")
 
 
-def _chunks(handle, length: int, chunk: int = 64 * 1024):
-    with handle:
-        while length > 0:
-            data = handle.read(min(chunk, length))
-            if not data:
-                return
-            length -= len(data)
-            yield data
+# The only names ingest writes (search.models.media_path, preview_path); nothing else is looked up in the storage.
+_NAME = re.compile(r"(items|previews)/[0-9a-f]{2}/[0-9a-f]{64}\.[a-z0-9]{1,8}")
 
 
 def _media_owner(path: str) -> Item | None:
@@ -57,40 +57,36 @@ def _download_name(item: Item) -> str:
 
 
 def media(request, path: str):
-    try:
-        full = safe_join(settings.MEDIA_ROOT, path)
-    except Exception:
-        raise Http404("no such file") from None
-    content_type, _ = mimetypes.guess_type(full)
+    if not _NAME.fullmatch(path):
+        raise Http404("no such file")
+    content_type, _ = mimetypes.guess_type(path)
     if content_type not in SERVED_TYPES:
         raise Http404("no such file")
     # Only files of items the caller may see: a hidden item's media is as hidden as its page.
     item = _media_owner(path)
     if item is None or not access.can_view(request.user, item):
         raise Http404("no such file")
-    try:
-        handle = open(full, "rb")
-    except (FileNotFoundError, IsADirectoryError):
-        raise Http404("no such file") from None
-    size = os.fstat(handle.fileno()).st_size
     # Byte ranges let audio players seek (to the matched moment, say) without downloading everything first.
     match = _RANGE.match(request.headers.get("Range", ""))
+    byte_range = None
     if match and (match[1] or match[2]):
-        if match[1]:
-            start, end = int(match[1]), min(int(match[2] or size - 1), size - 1)
-        else:
-            start, end = max(0, size - int(match[2])), size - 1
-        if start > end or start >= size:
-            handle.close()
-            response = HttpResponse(status=416)
-            response["Content-Range"] = f"bytes */{size}"
-            return response
-        handle.seek(start)
-        response = StreamingHttpResponse(_chunks(handle, end - start + 1), status=206, content_type=content_type)
-        response["Content-Length"] = str(end - start + 1)
-        response["Content-Range"] = f"bytes {start}-{end}/{size}"
+        byte_range = (int(match[1]) if match[1] else None, int(match[2]) if match[2] else None)
+    try:
+        opened = media_store.open_range(path, byte_range)
+    except FileNotFoundError:
+        raise Http404("no such file") from None
+    except media_store.RangeNotSatisfiable as exc:
+        response = HttpResponse(status=416)
+        response["Content-Range"] = f"bytes */{exc.size}"
+        return response
+    if opened.ranged:
+        response = StreamingHttpResponse(opened.chunks, status=206, content_type=content_type)
+        response["Content-Range"] = f"bytes {opened.start}-{opened.end}/{opened.size}"
+    elif opened.handle is not None:
+        response = FileResponse(opened.handle, content_type=content_type)
     else:
-        response = FileResponse(handle, content_type=content_type)
+        response = StreamingHttpResponse(opened.chunks, content_type=content_type)
+    response["Content-Length"] = str(opened.length)
     if content_type in DOCUMENT_DOWNLOADS:
         extension = os.path.splitext(path)[1]
         response["Content-Disposition"] = f'attachment; filename="{_download_name(item)}{extension}"'

@@ -5,6 +5,7 @@ from search.engine.rankers import clear_centroids
 from search.ingest.ingester import Ingester, IngestInput
 from search.models import Item
 from tests.search.helpers import png_bytes
+from tests.search.object_store import s3_endpoint, s3_media  # noqa: F401 (fixtures: a local S3 server, issue 29)
 from tests.search.users import make_user
 
 
