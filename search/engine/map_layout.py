@@ -10,8 +10,9 @@ the map stays PCA and says so.
 
 Both layouts are cached under a fingerprint of what they depend on (the space's identity, its
 vectors and the visible items): any ingest, edit, hide or re-embed changes it, so the map is
-never stale and each layout is computed once per change. The cache is Django's: a per-process
-cache computes once per process, a shared one once per deployment.
+never stale and each layout is computed once per change. The cache is the shared one (search/settings.py CACHES),
+so every process and node shows the same layout, and one process computes it: the one whose claim in the cache
+lands first.
 """
 
 import hashlib
@@ -34,8 +35,9 @@ CACHE_SECONDS = 7 * 24 * 3600
 UMAP_MIN_POINTS = 10
 UMAP_NEIGHBOURS = 15
 
-_running: set[str] = set()
-_running_lock = threading.Lock()
+# A claim on computing a layout expires after this, so a process that died computing (kill -9, a lost node) is
+# followed by another one at the next request.
+CLAIM_SECONDS = 15 * 60
 
 
 @dataclass
@@ -169,8 +171,14 @@ def _layout_in_background(key: str, pca: Projection, vectors: np.ndarray) -> Non
                                                                                                  strict=True)]
         cache.set(key, replace(pca, points=points, method="umap"), CACHE_SECONDS)
     finally:
-        with _running_lock:
-            _running.discard(key)
+        cache.delete(f"{key}:claim")
+
+
+def _layout_in_thread(key: str, pca: Projection, vectors: np.ndarray) -> None:
+    try:
+        _layout_in_background(key, pca, vectors)
+    finally:
+        connection.close()  # the cache's connection of this thread, back to the pool
 
 
 def projection(space: EmbeddingSpace, *, wait: bool = False) -> Projection:
@@ -191,19 +199,15 @@ def projection(space: EmbeddingSpace, *, wait: bool = False) -> Projection:
         return pca
     if not umap_available():
         return replace(pca, note="umap-learn is not installed, so this is the principal-component view")
-    with _running_lock:
-        if umap_key in _running:
-            return replace(pca, pending=True)
+    if cache.get(f"{umap_key}:claim") is not None:
+        return replace(pca, pending=True)
     ids, vectors, _ = _read(space)
     if [p.item_id for p in pca.points] != ids:  # changed between the two reads: the next request catches up
         return replace(pca, pending=True)
     if wait:
         _layout_in_background(umap_key, pca, vectors)
         return cache.get(umap_key) or pca
-    with _running_lock:
-        start = umap_key not in _running
-        _running.add(umap_key)
-    if start:
-        threading.Thread(target=_layout_in_background, args=(umap_key, pca, vectors), daemon=True,
+    if cache.add(f"{umap_key}:claim", True, CLAIM_SECONDS):
+        threading.Thread(target=_layout_in_thread, args=(umap_key, pca, vectors), daemon=True,
                          name="map-layout").start()
     return replace(pca, pending=True)

@@ -344,3 +344,21 @@ def test_a_database_outage_keeps_the_layout(client):
     html = response.content.decode()
     assert response.status_code == 503
     assert "Search is unavailable for a moment" in html and 'class="site-header"' in html
+
+
+def test_one_process_anywhere_computes_a_layout_the_others_wait(items, monkeypatch):
+    # The claim is in the shared cache (issue 29): another worker or node sees it and shows the PCA map as pending.
+    from django.core.cache import cache
+
+    from search.storage import spaces
+
+    started = []
+    monkeypatch.setattr(map_layout, "UMAP_MIN_POINTS", 2)
+    monkeypatch.setattr(map_layout, "umap_available", lambda: True)
+    monkeypatch.setattr(map_layout.threading, "Thread", lambda target, args, **kw: SimpleNamespace(
+        start=lambda: started.append(args[0])))
+    space = spaces.registered_spaces()[0]
+    assert map_layout.projection(space).pending and len(started) == 1
+    assert map_layout.projection(space).pending and len(started) == 1  # claimed: nobody starts it again
+    cache.delete(f"{started[0]}:claim")  # the claim of a process that died expires
+    assert map_layout.projection(space).pending and len(started) == 2
