@@ -30,6 +30,9 @@ errorlog = "-"
 loglevel = os.environ.get("GUNICORN_LOG_LEVEL", "info")
 # Behind a proxy on the same machine (or the test client): only it may set X-Forwarded-*.
 forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1,::1")
+# gunicorn 24+ opens a control socket at one path per user (~/.gunicorn/gunicorn.ctl): a second server on the machine
+# (another node, a blue-green switch) takes it over from the first. Nothing here uses it.
+control_socket_disable = True
 
 
 def post_worker_init(worker):
