@@ -76,9 +76,8 @@ def main(argv=None) -> None:
     import django
 
     django.setup()
-    from storages.backends.s3 import S3Storage
-
     from search.storage import media_store
+    from search.storage.s3_media import MediaS3Storage as S3Storage
     from tests.search.object_store import make_bucket, moto_server, s3_options
 
     with tempfile.TemporaryDirectory(prefix="bench-media-") as folder:

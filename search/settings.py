@@ -214,7 +214,7 @@ if SEARCH_MEDIA_BACKEND == "local":
 elif SEARCH_MEDIA_BACKEND == "s3":
     if not SEARCH_S3_OPTIONS["bucket_name"]:
         raise ImproperlyConfigured("SEARCH_MEDIA_BACKEND=s3 needs AWS_STORAGE_BUCKET_NAME (a private bucket)")
-    _media_storage = {"BACKEND": "storages.backends.s3.S3Storage", "OPTIONS": SEARCH_S3_OPTIONS}
+    _media_storage = {"BACKEND": "search.storage.s3_media.MediaS3Storage", "OPTIONS": SEARCH_S3_OPTIONS}
 else:
     raise ImproperlyConfigured(f"SEARCH_MEDIA_BACKEND={SEARCH_MEDIA_BACKEND!r} must be 'local' or 's3'")
 # State that must agree across processes and machines (throttle counts, read-your-writes marks, map layouts): a cache

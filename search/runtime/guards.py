@@ -117,4 +117,15 @@ class ErrorMappingMiddleware:
             response = _error(request, 503, "the database is unavailable right now; please try again shortly")
             response["Retry-After"] = "5"
             return response
+        if media_store_unavailable(exception):
+            logger.error("media store unavailable: %s", exception)
+            response = _error(request, 503, "the media store is unavailable right now; please try again shortly")
+            response["Retry-After"] = "5"
+            return response
         return None
+
+
+def media_store_unavailable(exception: BaseException) -> bool:
+    """An error of boto3 (SEARCH_MEDIA_BACKEND=s3) that reached a view: the object store is down, slow or refuses our
+    credentials, none of it the request's fault. An upload's files and row were rolled back together."""
+    return type(exception).__module__.split(".")[0] in {"botocore", "boto3", "s3transfer"}

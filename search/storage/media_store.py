@@ -176,31 +176,6 @@ def local_storage(root: str | None = None) -> FileSystemStorage:
 
 def s3_storage() -> Storage:
     """The S3 backend from the AWS_* settings, whichever backend is the default."""
-    from storages.backends.s3 import S3Storage
+    from search.storage.s3_media import MediaS3Storage
 
-    return S3Storage(**settings.SEARCH_S3_OPTIONS)
-
-
-def copy_file(name: str, source: Storage, target: Storage, *, delete_source: bool = False) -> str:
-    """Copy one stored file between backends, streaming; returns "copied", "present" (there already, whole) or
-    "missing" (in neither). Safe to repeat after a kill: a file on the target whose size differs from the source's is
-    a copy cut short (the local disk writes in place; an object store only shows whole objects) and is written again."""
-    in_target = target.exists(name)
-    if not source.exists(name):
-        return "present" if in_target else "missing"
-    size = source.size(name)
-    outcome = "present"
-    if not in_target or target.size(name) != size:
-        if in_target:
-            target.delete(name)
-        with source.open(name, "rb") as handle:
-            saved = target.save(name, handle)
-        if saved != name:  # the target chose another name: the item would point at nothing
-            target.delete(saved)
-            raise OSError(f"{name}: the target stored it as {saved}")
-        if target.size(name) != size:
-            raise OSError(f"{name}: {target.size(name)} bytes on the target, {size} at the source")
-        outcome = "copied"
-    if delete_source:
-        source.delete(name)
-    return outcome
+    return MediaS3Storage(**settings.SEARCH_S3_OPTIONS)

@@ -83,7 +83,7 @@ def s3_media(settings, s3_endpoint):
     bucket = f"t{time.monotonic_ns()}"
     make_bucket(s3_endpoint, bucket)
     settings.SEARCH_S3_OPTIONS = s3_options(s3_endpoint, bucket)
-    settings.STORAGES = {**settings.STORAGES, "default": {"BACKEND": "storages.backends.s3.S3Storage",
+    settings.STORAGES = {**settings.STORAGES, "default": {"BACKEND": "search.storage.s3_media.MediaS3Storage",
                                                           "OPTIONS": settings.SEARCH_S3_OPTIONS}}
     yield boto3.resource("s3", endpoint_url=s3_endpoint, region_name="us-east-1", aws_access_key_id="testing",
                          aws_secret_access_key="testing").Bucket(bucket)

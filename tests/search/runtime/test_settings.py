@@ -98,3 +98,27 @@ def test_the_forwarded_proto_header_is_trusted_only_behind_a_declared_proxy(behi
     result = _python(code, {**PRODUCTION_ENV, "DJANGO_BEHIND_TLS_PROXY": behind_proxy,
                             "DJANGO_SETTINGS_MODULE": "search.settings"})
     assert result.stdout.strip() == secure, result.stderr[-2000:]
+
+
+@pytest.mark.parametrize("env, message", [
+    ({"SEARCH_MEDIA_BACKEND": "ftp"}, "SEARCH_MEDIA_BACKEND='ftp' must be 'local' or 's3'"),
+    ({"SEARCH_MEDIA_BACKEND": "s3", "AWS_STORAGE_BUCKET_NAME": ""}, "needs AWS_STORAGE_BUCKET_NAME"),
+    ({"SEARCH_CACHE_URL": "memcached://h:11211"}, "must be a redis://, rediss:// or unix:// URL"),
+])
+def test_media_and_cache_settings_are_checked_at_start(env, message):
+    result = run_manage("check", env=env)
+    assert result.returncode != 0 and message in result.stderr
+
+
+def test_the_media_backend_and_the_shared_cache_come_from_the_environment():
+    probe = ("from django.conf import settings; from django.core.files.storage import storages;"
+             "from django.core.cache import caches;"
+             "print(type(storages['default']).__name__, settings.SEARCH_S3_OPTIONS['endpoint_url'],"
+             "type(caches['default']).__name__)")
+    s3 = run_manage("shell", "-c", probe, env={
+        "SEARCH_MEDIA_BACKEND": "s3", "AWS_STORAGE_BUCKET_NAME": "b", "AWS_S3_ENDPOINT_URL": "http://minio:9000",
+        "SEARCH_CACHE_URL": "redis://cache:6379/0"})
+    # The last line: Django's shell first says how many objects it imported.
+    assert s3.stdout.splitlines()[-1].split() == ["MediaS3Storage", "http://minio:9000", "RedisCache"], s3.stderr
+    local = run_manage("shell", "-c", probe)
+    assert local.stdout.splitlines()[-1].split() == ["FileSystemStorage", "None", "PostgresCache"], local.stderr

@@ -75,3 +75,19 @@ def _upload(name: str, data: bytes):
     from django.core.files.uploadedfile import SimpleUploadedFile
 
     return SimpleUploadedFile(name, data)
+
+
+def test_an_unreachable_object_store_is_a_503_and_stores_nothing(uploader, client, settings):
+    from search.models import Item
+    from tests.search.object_store import free_port, s3_options
+
+    created = uploader.post("/api/items/", {"file": _upload("red.png", png_bytes(seed=3))}, format="multipart").json()
+    dead = {**s3_options(f"http://127.0.0.1:{free_port()}"), "transfer_config": None}
+    settings.STORAGES = {**settings.STORAGES, "default": {"BACKEND": "search.storage.s3_media.MediaS3Storage",
+                                                          "OPTIONS": dead}}
+    count = Item.objects.count()
+    answer = client.get(created["media_url"])
+    assert answer.status_code == 503 and answer["Retry-After"] == "5"
+    refused = uploader.post("/api/items/", {"file": _upload("blue.png", png_bytes(seed=4))}, format="multipart")
+    assert refused.status_code == 503 and "media store is unavailable" in refused.json()["detail"]
+    assert Item.objects.count() == count
