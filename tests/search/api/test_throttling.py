@@ -92,9 +92,10 @@ def test_a_throttled_search_costs_one_statement_for_its_count(settings):
     throttled = _statements(client, q="red")
     settings.SEARCH_THROTTLE_RATES = {**RATES, "search": None}
     free = _statements(client, q="red")
+    # Counted on the cache table alone: what the search itself runs is issue 28's and varies with its caches.
     counting = [sql for sql in throttled if "search_cache" in sql]
-    assert len(throttled) - len(free) == 1, throttled
-    assert len(counting) == 1 and counting[0].startswith("INSERT INTO")
+    assert len(counting) == 1 and counting[0].startswith("INSERT INTO"), "\n".join(sql[:150] for sql in throttled)
+    assert not [sql for sql in free if "search_cache" in sql]
 
 
 def test_the_count_is_one_row_of_the_shared_cache_table_readable_by_get():
