@@ -179,3 +179,27 @@ def s3_storage() -> Storage:
     from search.storage.s3_media import MediaS3Storage
 
     return MediaS3Storage(**settings.SEARCH_S3_OPTIONS)
+
+
+def copy_file(name: str, source: Storage, target: Storage, *, delete_source: bool = False) -> str:
+    """Copy one stored file from `source` to `target` under the same name: "copied", "present" (already whole on the
+    target: the same size, so a copy cut short by a kill is made again) or "missing" (in neither). With
+    `delete_source`, the source's copy goes once the target's is whole. Safe to run again after a kill."""
+    on_source = source.exists(name)
+    on_target = target.exists(name)
+    if not on_source:
+        return "present" if on_target else "missing"
+    size = source.size(name)
+    if on_target and target.size(name) == size:
+        outcome = "present"
+    else:
+        if on_target:
+            target.delete(name)  # a copy cut short; saving over it would store under a new name instead
+        with source.open(name, "rb") as handle:
+            saved = target.save(name, handle)
+        if saved != name or target.size(name) != size:
+            raise OSError(f"{name} was stored as {saved} with {target.size(saved)} bytes, not {size}")
+        outcome = "copied"
+    if delete_source:
+        source.delete(name)
+    return outcome
