@@ -302,16 +302,18 @@ def capture(run: Callable[[], object]) -> list[tuple[str, list]]:
 
 def statement_kind(sql: str) -> str:
     """What a statement of the search service is for (see searching.vector_ranking and search)."""
-    if "WITH nearest" in sql:
-        return "k-NN"  # with the index knobs in the same message (knn.search_params_prefix)
+    if "MATERIALIZED" in sql:
+        # Every ranking and the candidates' fields in one statement (search.engine.ranking_batch), with the index
+        # knobs in the same message (knn.search_params_prefix).
+        return "k-NN"
     if sql.startswith("SELECT count(*)"):
         return "count of the filtered rows"
     if "set_config" in sql:
         return "SET LOCAL of the index knobs"
     if "search_embeddingspace" in sql or "pg_indexes" in sql:
         return "looking up the space (spaces.register)"
-    if sql.startswith("SELECT avg("):
-        return "modality centroid (cached)"
+    if sql.startswith("SELECT avg(") or "FILTER (WHERE e.segment_start IS NULL)" in sql:
+        return "the space's statistics (kept for a minute)"
     if "DISTINCT ON (item_id)" in sql:
         return "audio moments"
     if 'WHERE ("search_item"."pinned"' in sql:
@@ -340,16 +342,18 @@ def product_sql(space, vector, filters=None, *, limit: int = 10, exact: bool = F
     # SEARCH_EXACT_BELOW=0: take the path asked for, not the service's own choice for small filters.
     with override_settings(SEARCH_EXACT_BELOW=0):
         statements = capture(lambda: vector_ranking(space, vector, filters or Filters(), limit, exact=exact))
-    [(sql, params)] = [without_knobs(sql, params) for sql, params in statements if "WITH nearest" in sql]
+    [(sql, params)] = [without_knobs(sql, params) for sql, params in statements if "MATERIALIZED" in sql]
     text = literal(vector)
     return ProductSQL(sql, params, [i for i, p in enumerate(params) if p == text])
 
 
 def precheck_sql(space, vector, filters) -> tuple[str, list] | None:
-    """The row estimate vector_ranking asks the planner for first on a filtered query, to choose an
-    exact scan for a selective filter."""
+    """The row estimate vector_ranking asks the planner for on a filtered query (then keeps it for a while), to
+    choose an exact scan for a selective filter."""
+    from search.engine import rankers
     from search.engine.rankers import vector_ranking
 
+    rankers.clear_centroids()  # the estimate is kept per filter: ask it again
     statements = capture(lambda: vector_ranking(space, vector, filters, 10))
     counts = [(sql, params) for sql, params in statements if sql.startswith("EXPLAIN")]
     return counts[0] if counts else None

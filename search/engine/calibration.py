@@ -34,7 +34,7 @@ from django.utils import timezone
 
 from search.engine.rankers import meaningless_vectors_sql
 from search.models import EmbeddingSpace, Modality
-from search.storage import knn
+from search.storage import knn, spaces
 
 # Without a golden set: "relevant" means 2.5 standard deviations above unrelated pairs (the logistic's
 # midpoint; the demo space's golden fit put it at 2.3) and the probability rises from 0.12 to 0.88 over
@@ -308,6 +308,7 @@ def calibrate(space: EmbeddingSpace, golden: list[tuple[str, np.ndarray, list[tu
     if save:
         space.calibration = calibration
         EmbeddingSpace.objects.filter(pk=space.pk).update(calibration=calibration)
+        spaces.forget(space.name)
     return calibration
 
 
@@ -337,6 +338,7 @@ def current(space: EmbeddingSpace) -> dict:
                     fresh["pairs"][key] = stats  # measured on the long-text probe: no passages here to refresh it
         space.calibration = fresh
         EmbeddingSpace.objects.filter(pk=space.pk).update(calibration=fresh)
+        spaces.forget(space.name)  # the row kept for searches is stale now
         calibration = fresh
     return calibration
 

@@ -36,11 +36,13 @@ class WordsFound:
     page: int | None = None  # a scanned document's page
 
 
-def annotate(hits, *, space, vector, words: str, lexical_ids: set[int]) -> None:
-    """Set each hit's `matched_in`, its `words` (text in the picture, speech) and, for speech, its `moment`."""
+def annotate(hits, *, space, vector, words: str, lexical_ids: set[int],
+             segments: dict[int, tuple[float, float]] | None = None) -> None:
+    """Set each hit's `matched_in`, its `words` (text in the picture, speech) and, for speech, its `moment`.
+    `segments`: each item's nearest segment when the caller read them already."""
     if not hits:
         return
-    found = for_items([hit.item for hit in hits], space=space, vector=vector, words=words)
+    found = for_items([hit.item for hit in hits], space=space, vector=vector, words=words, segments=segments)
     for hit in hits:
         item = hit.item
         hit.words = found.get(item.pk)
@@ -54,8 +56,9 @@ def annotate(hits, *, space, vector, words: str, lexical_ids: set[int]) -> None:
             hit.matched_in = CAPTION
 
 
-def for_items(items: list[Item], *, space, vector, words: str) -> dict[int, WordsFound]:
-    read = _extracted([item.pk for item in items])
+def for_items(items: list[Item], *, space, vector, words: str,
+              segments: dict[int, tuple[float, float]] | None = None) -> dict[int, WordsFound]:
+    read = _extracted(items)
     if not read:
         return {}
     tokens = {token for _, detail in read.values() for token in _tokens(detail)}
@@ -65,7 +68,8 @@ def for_items(items: list[Item], *, space, vector, words: str) -> dict[int, Word
         # Found by the meaning of its words: only where the space reads them instead of the item itself.
         modality = {item.pk: item.modality for item in items}
         readers = [pk for pk in read if modality[pk] == Modality.TEXT or modality[pk] not in space.modalities]
-        by_meaning = passage_matches.best_segments(space, vector, readers)
+        by_meaning = {pk: segments[pk] for pk in readers if pk in segments} if segments is not None else \
+            passage_matches.best_segments(space, vector, readers)
     out = {}
     for item_id, (text, detail) in read.items():
         match = _by_words(detail, *stems)
@@ -76,10 +80,17 @@ def for_items(items: list[Item], *, space, vector, words: str) -> dict[int, Word
     return out
 
 
-def _extracted(ids: list[int]) -> dict[int, tuple[str, dict]]:
-    rows = Item.objects.filter(pk__in=ids, extraction_status="done").exclude(extracted_text="").values_list(
-        "pk", "extracted_text", "extraction")
-    return {pk: (text, detail or {}) for pk, text, detail in rows}
+def _extracted(items: list[Item]) -> dict[int, tuple[str, dict]]:
+    """The words read from each item, from the item's own columns when they were read with it."""
+    loaded = [item for item in items if not {"extraction_status", "extracted_text", "extraction"} &
+              item.get_deferred_fields()]
+    rows = [(item.pk, item.extracted_text, item.extraction) for item in loaded
+            if item.extraction_status == "done" and item.extracted_text]
+    rest = [item.pk for item in items if item not in loaded]
+    if rest:
+        rows += list(Item.objects.filter(pk__in=rest, extraction_status="done").exclude(extracted_text="")
+                     .values_list("pk", "extracted_text", "extraction"))
+    return {pk: (text, detail or {}) for pk, text, detail in sorted(rows, key=lambda row: row[0])}
 
 
 def _tokens(detail: dict) -> list[str]:

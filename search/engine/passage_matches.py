@@ -85,13 +85,20 @@ def _span(item: Item, start: int, end: int) -> Passage:
 
 
 def for_hits(items: list[Item], *, space: EmbeddingSpace | None, vector: np.ndarray | None, words: str,
-             lexical_ids: set[int]) -> dict[int, Passage]:
+             lexical_ids: set[int], segments: dict[int, tuple[float, float]] | None = None,
+             deferred: list | None = None) -> dict[int, Passage]:
     """The passage to show for each item found: for a text, the passage whose vector matched best (or
     the whole text when it is short); for a match on words alone, the part of the text that holds them
-    (also for a long caption). `words`: the query's text, marked in each passage."""
+    (also for a long caption). `words`: the query's text, marked in each passage. `segments`: each item's
+    nearest segment when the caller read them already (search.engine.result_order.shown_items). `deferred`: where
+    nothing else waits on the marks, the passages are put there for the caller to mark with other spaces'
+    (`mark_together`: one statement for a fused search)."""
     out: dict[int, Passage] = {}
     texts = [item for item in items if item.modality == Modality.TEXT and item.text]
-    best = best_segments(space, vector, [item.pk for item in texts]) if vector is not None and space else {}
+    if segments is not None:
+        best = {item.pk: segments[item.pk] for item in texts if item.pk in segments}
+    else:
+        best = best_segments(space, vector, [item.pk for item in texts]) if vector is not None and space else {}
     for item in texts:
         if item.pk in best:
             start, end = best[item.pk]
@@ -101,12 +108,15 @@ def for_hits(items: list[Item], *, space: EmbeddingSpace | None, vector: np.ndar
         elif item.pk not in lexical_ids or not words:
             # A long text without passages (stored by an encoder with no context limit): its start.
             out[item.pk] = _span(item, 0, _word_end(item.text, SHORT_TEXT))
+    long_word_matches = [item for item in items if item.pk in lexical_ids and len(item.text) > SHORT_TEXT and words]
     if words and out:
-        _mark(out, words)
+        if deferred is not None and not long_word_matches:
+            deferred.append(out)
+        else:
+            _mark(out, words)
     # A match on words, in a long text or caption: the fragment that holds them, unless the passage
     # found by meaning holds some of them already.
-    wordy = [item for item in items if item.pk in lexical_ids and len(item.text) > SHORT_TEXT and words
-             and (item.pk not in out or not out[item.pk].highlights)]
+    wordy = [item for item in long_word_matches if item.pk not in out or not out[item.pk].highlights]
     fragments = _word_fragments(wordy, words)
     if fragments:
         _mark(fragments, words)
@@ -139,6 +149,15 @@ def _word_fragments(items: list[Item], words: str) -> dict[int, Passage]:
         out[item_id] = _span(item, start, start + len(plain)) if clean == item.text else Passage(
             start=start, end=start + len(plain), text=plain, page=page_of(item, start))
     return out
+
+
+def mark_together(deferred: list[dict[int, Passage]], words: str) -> None:
+    """Mark the query's words in the passages `for_hits` deferred (several spaces' hits) in one statement."""
+    if not deferred or not words:
+        return
+    # Keyed by position: one item may have a passage from each space.
+    together = {n: passage for n, passage in enumerate(p for found in deferred for p in found.values())}
+    _mark(together, words)
 
 
 def _mark(passages: dict[int, Passage], words: str) -> None:

@@ -11,10 +11,8 @@ from search.engine.rankers import related_similarity, vector_ranking
 from search.engine.requests import SORTS, Filters, SearchRequest
 from search.media import media_formats
 from search.models import Item, Modality
+from search.storage import knn
 from search.storage.replicas import read_connection as connection
-
-# What relevance, balancing, pinning, sorting and facets read of every candidate (see the functions below).
-CANDIDATE_FIELDS = ("id", "modality", "title", "tags", "collection", "created_at", "taken_at", "pinned")
 
 
 def shown_columns() -> tuple[str, ...]:
@@ -30,6 +28,39 @@ def read_items(ids, columns) -> dict[int, Item]:
     quote = connection.ops.quote_name
     sql = f"SELECT {', '.join(map(quote, columns))} FROM search_item WHERE id = ANY(%s)"
     return {item.pk: item for item in Item.objects.raw(sql, [list(ids)])}
+
+
+def shown_items(wanted: dict[int, tuple], columns) -> tuple[dict[int, Item], dict[int, tuple[float, float]]]:
+    """The items shown, whole, and for each the span of its segment (a text's passage, a recording's window, the
+    words read from a picture) nearest to the query in the space that found it, in one statement.
+    `wanted`: item id -> (that space, the query as that space embedded it, or None: no segment wanted)."""
+    if not wanted:
+        return {}, {}
+    quote = connection.ops.quote_name
+    by_space = {space.pk: (space, vector) for space, vector in wanted.values() if vector is not None}
+    order, params = [], []
+    for pk, (space, vector) in by_space.items():
+        order.append(f"WHEN {int(pk)} THEN {knn.distance_sql(space, 'e')}")
+        params.append(knn.vector_literal(vector))
+    ids = list(wanted)
+    spaces_of = [wanted[i][0].pk if wanted[i][0].pk in by_space and wanted[i][1] is not None else 0 for i in ids]
+    segment = (f" LEFT JOIN LATERAL (SELECT e.segment_start, e.segment_end FROM search_embedding e"
+               f" WHERE e.space_id = v.space_id AND e.item_id = v.item_id AND e.segment_start IS NOT NULL"
+               f" ORDER BY CASE v.space_id {' '.join(order)} END, e.segment_start LIMIT 1) seg ON true"
+               if order else " LEFT JOIN LATERAL (SELECT NULL::float8, NULL::float8) AS seg(segment_start, segment_end)"
+                             " ON true")
+    sql = (f"SELECT {', '.join('i.' + quote(c) for c in columns)}, seg.segment_start, seg.segment_end"
+           f" FROM unnest(%s::bigint[], %s::bigint[]) AS v(item_id, space_id)"
+           f" JOIN search_item i ON i.id = v.item_id{segment}")
+    items, segments = {}, {}
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [ids, spaces_of, *params])
+        for row in cursor.fetchall():
+            item = Item.from_db(connection.alias, columns, row[:len(columns)])
+            items[item.pk] = item
+            if row[-2] is not None:
+                segments[item.pk] = (float(row[-2]), float(row[-1]))
+    return items, segments
 
 
 def relevances(space, request, vector_ranks, lexical_ranks, items, passage_counts, vector=None) -> dict[int, float]:

@@ -7,47 +7,52 @@ few rows or when asked); `lexical` ranks by PostgreSQL full text over title and 
 """
 
 import time
-from dataclasses import replace
+from dataclasses import dataclass, replace
 
+import numpy as np
 from django.conf import settings
 
 from encoders.base import EncoderError
-from search.engine import access, calibration, extracted_matches, passage_matches
+from search.engine import access, calibration, extracted_matches, passage_matches, ranking_batch
 from search.engine.query_vectors import QueryError, query_vector, validate_parts
 from search.engine.rankers import (
     FUSION_DEPTH,
     RRF_K,
-    audio_moments,
+    CrossModalPlan,
     carries_no_meaning,
-    cross_modal_ranking,
-    lexical_ranking,
-    vector_ranking,
+    cross_modal_plan,
+    cross_modal_results,
+    scan_rows,
+    vector_scan,
 )
+from search.engine.ranking_batch import CANDIDATE_FIELDS, VectorScan, WordsScan
 from search.engine.requests import Hit, SearchPage, SearchRequest, validate_request
 from search.engine.result_order import (
-    CANDIDATE_FIELDS,
     facet_counts,
     pinned_first,
     read_items,
     relevances,
     shown_columns,
+    shown_items,
     sorted_by_field,
     texts_not_crowding,
 )
 from search.media import media_formats
 from search.models import Embedding, EmbeddingSpace, Item, Modality
 from search.runtime import metrics
-from search.storage import passage_rows, spaces
+from search.storage import space_stats, spaces
 
 SUGGESTIONS = 3
 
 
-def resolve_space(name: str | None) -> EmbeddingSpace:
+def resolve_space(name: str | None, *, kept: bool = False) -> EmbeddingSpace:
+    """A configured space's row; with `kept`, the row kept between searches (search.storage.spaces.searchable:
+    a search checks it for change in its own statement)."""
     name = name or settings.SEARCH_DEFAULT_SPACE
     if name not in settings.SEARCH_SPACES:
         raise QueryError(f"unknown space {name!r}; available: {', '.join(settings.SEARCH_SPACES)}")
     try:
-        return spaces.register(name)
+        return spaces.searchable(name) if kept else spaces.register(name)
     except spaces.SpaceIdentityMismatch as exc:
         raise QueryError(f"the space {name!r} is being rebuilt for a new model and cannot be searched yet") from exc
 
@@ -57,65 +62,154 @@ def search(request: SearchRequest) -> SearchPage:
     that can embed the whole query, fused into one list by calibrated relevance."""
     validate_request(request)
     validate_parts(request.parts)
+    try:
+        return _search(request)
+    except ranking_batch.SpaceChanged:
+        # A kept space row went stale (recalibrated, rebuilt): run again on the fresh one, once.
+        return _search(request)
+
+
+def _search(request: SearchRequest) -> SearchPage:
     if request.space is None and len(settings.SEARCH_SPACES) > 1:
         return _fused_search(request)
     return _search_in_space(request)
 
 
-def _search_in_space(request: SearchRequest, *, details: bool = True, space: EmbeddingSpace | None = None
-                     ) -> SearchPage:
-    """One space's page. Without `details` (a fused search's candidates, a hundred per space), the hits' matched
-    passages and audio moments are left for the caller to find for the few it shows (`_add_details`)."""
-    space = space or resolve_space(request.space)
-    timings: dict[str, float] = {}
-    offset = (request.page - 1) * request.k
-    # One extra result tells whether a next page exists.
-    window = offset + request.k + 1
+@dataclass
+class _Plan:
+    """One space's part of a search: its query vector and the scans that rank for it."""
+
+    request: SearchRequest
+    space: EmbeddingSpace
+    vector: np.ndarray | None
+    text: str
+    depth: int
+    timings: dict[str, float]
+    cross: CrossModalPlan | None = None
+    plain: VectorScan | None = None
+    words: WordsScan | None = None
+    # Whether the vector scans read only the page's worth of candidates first (a large space; see _depths), and
+    # whether what they found says the relevant set goes on past them (_page sets it): then they are read deeper.
+    shallow: bool = False
+    deeper: bool = False
+
+    @property
+    def scans(self) -> list[VectorScan]:
+        return self.cross.scans if self.cross else [self.plain] if self.plain else []
+
+
+def _depths(request: SearchRequest, space: EmbeddingSpace, *, deep: bool) -> tuple[int, bool]:
+    """How many candidates each vector scan reads, and whether that is only the page's worth.
+
+    The relevant set is looked for among SEARCH_RELEVANT_DEPTH candidates per ranking (SEARCH_MAX_RELEVANT when it
+    is sorted by a field or counted into facets), and always enough for the page. In a space larger than
+    SEARCH_EXACT_BELOW vectors, where the index scan's cost grows with what it must return (ef_search follows
+    it), a sorted-by-relevance search reads the page's worth first and reads deeper only when the last of those
+    is still relevant (the set may go on): a query at k = 10 in a million items does not pay for a hundred.
+    """
+    window = (request.page - 1) * request.k + request.k + 1  # one extra result tells whether a next page exists
+    wants_set = request.sort != "relevance" or bool(request.facets)
+    depth = max(window, settings.SEARCH_MAX_RELEVANT if wants_set else settings.SEARCH_RELEVANT_DEPTH)
+    if deep or wants_set or request.exact or depth <= window:
+        return depth, False
+    if sum(space_stats.of(space).rows.values()) <= settings.SEARCH_EXACT_BELOW:
+        return depth, False
+    return window, True
+
+
+def _plan(request: SearchRequest, space: EmbeddingSpace, *, deep: bool = False, vector=None,
+          timings: dict | None = None) -> _Plan:
     text = " ".join(p.text for p in request.parts if p.text is not None and p.weight > 0)
     if request.mode != "vector" and not text:
         raise QueryError(f"{request.mode} search needs a text part to match words against")
-
-    _check_item_parts(request)
-    metrics.SEARCHES.labels(mode=request.mode).inc()
-    started = time.perf_counter()
-    vector = query_vector(space, request.parts) if request.mode != "lexical" else None
-    timings["encode_ms"] = (time.perf_counter() - started) * 1000
-
-    started = time.perf_counter()
-    exact = request.exact
-    # The relevant set is looked for among this many candidates per ranking: enough to sort and count
-    # it when asked to, and always enough for the page.
-    wants_set = request.sort != "relevance" or bool(request.facets)
-    depth = max(window, settings.SEARCH_MAX_RELEVANT if wants_set else settings.SEARCH_RELEVANT_DEPTH)
-    vector_ranks: dict[int, tuple[int, float]] = {}
-    vector_scores: dict[int, float] = {}
-    lexical_ranks: dict[int, tuple[int, float]] = {}
+    if timings is None:  # the first plan of this search, not a deeper read
+        _check_item_parts(request)
+        metrics.SEARCHES.labels(mode=request.mode).inc()
+        started = time.perf_counter()
+        vector = query_vector(space, request.parts) if request.mode != "lexical" else None
+        timings = {"encode_ms": (time.perf_counter() - started) * 1000}
+    depth, shallow = _depths(request, space, deep=deep)
+    plan = _Plan(request, space, vector, text, depth, timings, shallow=shallow)
     # A query this space's model has no meaning for (ordinary prose in the demo model) gets no vector matches
     # here: they would be its "unknown" point's neighbours, not answers. Other spaces and its words still answer.
-    meaningful = vector is not None and not carries_no_meaning(space, vector)
-    if meaningful:
+    if vector is not None and not carries_no_meaning(space, vector):
         options = {"exact": request.exact, "exclude_ids": request.exclude_ids, "ef_search": request.ef_search}
         targets = request.filters.modalities or space.modalities
         if request.balance_modalities and len(targets) > 1:
-            ranking, exact = cross_modal_ranking(space, vector, request.filters, depth, **options)
+            plan.cross = cross_modal_plan(space, vector, request.filters, depth, **options)
         else:
-            plain, exact = vector_ranking(space, vector, request.filters, depth, **options)
-            ranking = [(item_id, d, 1.0 - d) for item_id, d in plain]
-        vector_ranks = {item_id: (rank, d) for rank, (item_id, d, _) in enumerate(ranking, start=1)}
-        vector_scores = {item_id: score for item_id, _, score in ranking}
+            plan.plain = vector_scan(space, vector, request.filters, depth, **options)
     if request.mode != "vector":
-        ranking = lexical_ranking(text, request.filters, max(FUSION_DEPTH, depth), request.exclude_ids)
-        lexical_ranks = {item_id: (rank, score) for rank, (item_id, score) in enumerate(ranking, start=1)}
+        # The words ranking reads its full depth at once: it has no index scan whose cost follows the depth.
+        full, _ = _depths(request, space, deep=True)
+        plan.words = WordsScan(text, request.filters, max(FUSION_DEPTH, full), tuple(request.exclude_ids))
+    return plan
 
-    candidates = set(vector_ranks) | set(lexical_ranks)
-    # Candidates with the fields that judge, order and count them (a hundred of them per search, and a
-    # document's text may be a million characters); the items shown are read whole below.
-    items = read_items(candidates, CANDIDATE_FIELDS)
+
+def _deeper(plan: _Plan) -> _Plan:
+    return _plan(plan.request, plan.space, deep=True, vector=plan.vector, timings=plan.timings)
+
+
+def _run(plans: list[_Plan], *, sort: str) -> tuple[list[list[ranking_batch.Ranked]],
+                                                   list[ranking_batch.Ranked | None], dict, dict[tuple[int, int], int]]:
+    """Every plan's scans in one statement (search.engine.ranking_batch). The words ranking is the same for
+    every space of a fused search: asked once. `sort`: the search's order (a date order reads the dates)."""
+    started = time.perf_counter()
+    scans = [scan for plan in plans for scan in plan.scans]
+    words = next((plan.words for plan in plans if plan.words is not None), None)
+    found, found_words, items, counts = ranking_batch.run(scans, words, default_ef=settings.SEARCH_HNSW_EF_SEARCH,
+                                                          check=True, dates=sort != "relevance")
+    per_plan, at = [], 0
+    for plan in plans:
+        per_plan.append(found[at:at + len(plan.scans)])
+        at += len(plan.scans)
+        plan.timings["sql_ms"] = (time.perf_counter() - started) * 1000 / len(plans)
+    return per_plan, [found_words if plan.words is not None else None for plan in plans], items, counts
+
+
+def _search_in_space(request: SearchRequest, *, space: EmbeddingSpace | None = None) -> SearchPage:
+    plan = _plan(request, space or resolve_space(request.space, kept=True))
+    [found], [words], items, counts = _run([plan], sort=request.sort)
+    page = _page(plan, found, words, items, counts, details=True)
+    if plan.deeper:
+        plan = _deeper(plan)
+        [found], [words], items, counts = _run([plan], sort=request.sort)
+        return _page(plan, found, words, items, counts, details=True)
+    return page
+
+
+def _page(plan: _Plan, found: list[ranking_batch.Ranked], found_words: ranking_batch.Ranked | None,
+          candidates: dict[int, Item], counts: dict[tuple[int, int], int], *, details: bool) -> SearchPage:
+    """One space's page from its rankings. Without `details` (a fused search's candidates, a hundred per space),
+    the items are not read whole and the hits' matched passages and audio moments are left for the caller to
+    find for the few it shows (`_add_details`)."""
+    request, space, vector, text = plan.request, plan.space, plan.vector, plan.text
+    timings = plan.timings
+    started = time.perf_counter()
+    offset = (request.page - 1) * request.k
+    exact = request.exact
+    scanned = [scan_rows(scan, ranked) for scan, ranked in zip(plan.scans, found, strict=True)]
+    if plan.cross is not None:
+        ranking, exact = cross_modal_results(plan.cross, scanned)
+    elif plan.plain is not None:
+        ranking = [(item_id, d, 1.0 - d) for item_id, d in scanned[0]]
+        exact = plan.plain.exact
+    else:
+        ranking = []
+    vector_ranks = {item_id: (rank, d) for rank, (item_id, d, _) in enumerate(ranking, start=1)}
+    vector_scores = {item_id: score for item_id, _, score in ranking}
+    lexical_ranks = {item_id: (rank, score) for rank, (item_id, score) in
+                     enumerate(found_words.rows if found_words else [], start=1)}
+    wanted = set(vector_ranks) | set(lexical_ranks)
+    # A passage re-read (scan_rows) may bring candidates the statement did not: read those too.
+    missing = wanted - set(candidates)
+    if missing:
+        candidates.update(read_items(missing, CANDIDATE_FIELDS))
     # An item deleted between ranking and fetching simply drops out.
+    items = {item_id: candidates[item_id] for item_id in wanted if item_id in candidates}
     # A text ranked by its best passage is judged knowing how many it has (search.engine.calibration.z_score).
-    passage_counts = passage_rows.counts(space, [i for i in vector_ranks if i in items and items[i].modality ==
-                                                 Modality.TEXT]) \
-        if vector_ranks and passage_rows.has_passages(space) else {}
+    passage_counts = {item_id: counts[(space.pk, item_id)] for item_id in vector_ranks
+                      if (space.pk, item_id) in counts}
     relevance = relevances(space, request, vector_ranks, lexical_ranks, items, passage_counts, vector)
     if request.mode == "vector":
         # Ranked by the score (each modality against its own baseline); relevance decides what is kept.
@@ -131,6 +225,12 @@ def _search_in_space(request: SearchRequest, *, details: bool = True, space: Emb
     cutoff = settings.SEARCH_MIN_RELEVANCE if request.min_relevance is None else request.min_relevance
     relevant = [pair for pair in ordered if relevance[pair[0]] >= cutoff]
     weak = [pair for pair in ordered if relevance[pair[0]] < cutoff]
+    if plan.shallow:
+        # A scan that filled its page's worth with its last still relevant: the relevant set may go on past it.
+        plan.deeper = any(len(rows) >= scan.limit and relevance.get(rows[scan.limit - 1][0], 0.0) >= cutoff
+                          for scan, rows in zip(plan.scans, scanned, strict=True))
+        if plan.deeper:
+            details = False  # this page is read again deeper: its details would be thrown away
     if (request.sort == "relevance" and request.balance_modalities
             and len(request.filters.modalities or space.modalities) > 1):
         relevant = texts_not_crowding(relevant, items)
@@ -139,17 +239,20 @@ def _search_in_space(request: SearchRequest, *, details: bool = True, space: Emb
         relevant = sorted_by_field(relevant, items, request.sort)
     listed = relevant + (weak if request.include_weak else [])
     page_ids = listed[offset:offset + request.k]
-    moments = {}
-    if details and vector is not None and Modality.AUDIO in space.modalities:  # a text space: a recording's words
-        audio_ids = [i for i, _ in page_ids if items[i].modality == Modality.AUDIO]
-        moments = audio_moments(space, vector, audio_ids)
-    timings["sql_ms"] = (time.perf_counter() - started) * 1000
+    timings["rank_ms"] = (time.perf_counter() - started) * 1000
 
     weak_ids = {item_id for item_id, _ in weak}
     shown_ids = [item_id for item_id, _ in page_ids] + ([item_id for item_id, _ in weak[:SUGGESTIONS]]
                                                        if not relevant else [])
     # Without details the caller reads whole only the few items it shows (a fused search's candidates are a hundred).
-    fresh = read_items(shown_ids, shown_columns()) if details else {item_id: items[item_id] for item_id in shown_ids}
+    segments: dict[int, tuple[float, float]] = {}
+    if details:
+        fresh, segments = shown_items({item_id: (space, vector) for item_id in shown_ids}, shown_columns())
+    else:
+        fresh = {item_id: items[item_id] for item_id in shown_ids}
+    # A recording's moment nearest to the query (a text space has none: it reads a recording's words).
+    moments = {item_id: segment for item_id, segment in segments.items()
+               if fresh[item_id].modality == Modality.AUDIO and Modality.AUDIO in space.modalities}
     gone = set(shown_ids) - set(fresh)
     if gone:
         # Deleted since ranking: such an item drops out here too rather than be shown half-loaded.
@@ -175,7 +278,7 @@ def _search_in_space(request: SearchRequest, *, details: bool = True, space: Emb
         if not relevant else []
     if details:
         started = time.perf_counter()
-        _add_details(hits + suggestions, space, vector, text, set(lexical_ranks))
+        _add_details(hits + suggestions, space, vector, text, set(lexical_ranks), segments)
         timings["passages_ms"] = (time.perf_counter() - started) * 1000
     return SearchPage(hits=hits, page=request.page, k=request.k, has_more=len(listed) > offset + request.k,
                       space=space.name, mode=request.mode, exact=exact, timings=timings, min_relevance=cutoff,
@@ -185,20 +288,20 @@ def _search_in_space(request: SearchRequest, *, details: bool = True, space: Emb
 
 
 def _add_details(hits: list[Hit], space: EmbeddingSpace, vector, words: str, lexical_ids: set[int],
-                 moments: bool = False) -> None:
+                 segments: dict[int, tuple[float, float]], moments: bool = False, deferred: list | None = None) -> None:
     """Where each hit matched: the passage of a text (and the query's words in it), the words found in a picture or
-    a recording; with `moments`, the moment of each audio hit that matched best (a one-space page finds those
-    with its ranking)."""
+    a recording; with `moments`, the moment of each audio hit that matched best (a one-space page sets those
+    itself). `segments`: each hit's nearest segment in this space (search.engine.result_order.shown_items)."""
     shown = {h.item.pk: h.item for h in hits}
     found = passage_matches.for_hits(list(shown.values()), space=space, vector=vector, words=words,
-                                     lexical_ids=lexical_ids)
-    best = audio_moments(space, vector, [h.item.pk for h in hits if h.item.modality == Modality.AUDIO]) \
-        if moments and vector is not None and Modality.AUDIO in space.modalities else {}
+                                     lexical_ids=lexical_ids, segments=segments, deferred=deferred)
+    audio = moments and vector is not None and Modality.AUDIO in space.modalities
     for h in hits:
         h.passage = found.get(h.item.pk)
-        if h.item.pk in best:
-            h.moment = best[h.item.pk]
-    extracted_matches.annotate(hits, space=space, vector=vector, words=words, lexical_ids=lexical_ids)
+        if audio and h.item.modality == Modality.AUDIO and h.item.pk in segments:
+            h.moment = segments[h.item.pk]
+    extracted_matches.annotate(hits, space=space, vector=vector, words=words, lexical_ids=lexical_ids,
+                               segments=segments)
 
 
 def _part_modalities(request: SearchRequest) -> set[str]:
@@ -231,7 +334,7 @@ def _eligible(request: SearchRequest, *, require_items: bool = True) -> list[Emb
             encoder = spaces.get_encoder(name)
             if not all(encoder.can_embed(modality) for modality in needed):
                 continue
-            space = resolve_space(name)
+            space = resolve_space(name, kept=True)
         except (QueryError, EncoderError, spaces.SpaceIdentityMismatch):
             continue  # a space that cannot be used right now does not take part
         if vector_dims and vector_dims != {space.dimension}:
@@ -263,8 +366,17 @@ def _fused_search(request: SearchRequest) -> SearchPage:
     wants_set = request.sort != "relevance" or bool(request.facets)
     # Each space lists the same candidates whatever the page, so pages of the fused list stay consistent.
     depth = max(window, settings.SEARCH_MAX_RELEVANT if wants_set else settings.SEARCH_RELEVANT_DEPTH)
-    pages = [_search_in_space(replace(request, space=name, page=1, k=depth, sort="relevance", facets=[],
-                                      include_weak=True), details=False, space=by_name[name]) for name in names]
+    plans = [_plan(replace(request, space=name, page=1, k=depth, sort="relevance", facets=[], include_weak=True),
+                   by_name[name]) for name in names]
+    found, words, candidates, counts = _run(plans, sort=request.sort)
+    pages = [_page(plan, plan_found, plan_words, candidates, counts, details=False)
+             for plan, plan_found, plan_words in zip(plans, found, words, strict=True)]
+    deeper = [n for n, plan in enumerate(plans) if plan.deeper]
+    if deeper:  # the spaces whose relevant set may go on past the page's worth, read deeper in one statement
+        again = [_deeper(plans[n]) for n in deeper]
+        found, words, candidates, counts = _run(again, sort=request.sort)
+        for n, plan, plan_found, plan_words in zip(deeper, again, found, words, strict=True):
+            pages[n] = _page(plan, plan_found, plan_words, candidates, counts, details=False)
     best: dict[int, Hit] = {}
     for page in pages:
         for hit in page.hits:
@@ -296,16 +408,22 @@ def _fused_search(request: SearchRequest) -> SearchPage:
     # The shown items whole, and their passages and moments, each by the space that found it: each space's page
     # left them out (reading and finding them for its hundred candidates cost more than the search).
     started = time.perf_counter()
-    whole = read_items({hit.item.pk for hit in hits + suggestions}, shown_columns())
+    vectors = {page.space: page.vector for page in pages}
+    whole, segments = shown_items({hit.item.pk: (by_name[hit.space], vectors[hit.space])
+                                   for hit in hits + suggestions}, shown_columns())
     # An item deleted since ranking drops out rather than be shown half-loaded.
     hits = [replace(hit, item=whole[hit.item.pk]) for hit in hits if hit.item.pk in whole]
     suggestions = [replace(hit, item=whole[hit.item.pk]) for hit in suggestions if hit.item.pk in whole]
     words = " ".join(p.text for p in request.parts if p.text is not None and p.weight > 0)
+    deferred: list = []  # every space's passages, marked in one statement
     for page in pages:
         shown = [hit for hit in hits + suggestions if hit.space == page.space]
         if shown:
             _add_details(shown, by_name[page.space], page.vector, words,
-                         {hit.item.pk for hit in shown if hit.lexical_rank is not None}, moments=True)
+                         {hit.item.pk for hit in shown if hit.lexical_rank is not None},
+                         {hit.item.pk: segments[hit.item.pk] for hit in shown if hit.item.pk in segments},
+                         moments=True, deferred=deferred)
+    passage_matches.mark_together(deferred, words)
     timings["passages_ms"] = timings.get("passages_ms", 0.0) + (time.perf_counter() - started) * 1000
     return SearchPage(
         hits=hits, page=request.page, k=request.k, has_more=len(listed) > offset + request.k,

@@ -48,6 +48,12 @@ def distance_sql(space: EmbeddingSpace, alias: str = "") -> str:
     return f"({column_sql(space, alias)} <=> %s::{sql_type(space)})"
 
 
+def distance_to_sql(space: EmbeddingSpace, alias: str, query: str) -> str:
+    """Cosine distance from the space's vector column to a query vector given as SQL (a scalar subquery, say:
+    one literal sent once for every scan of a statement; the index still serves it, as an InitPlan)."""
+    return f"({column_sql(space, alias)} <=> {query})"
+
+
 def opclass(space: EmbeddingSpace) -> str:
     return _storage(space)[2]
 

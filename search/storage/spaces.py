@@ -57,7 +57,8 @@ def register(name: str, *, allow_identity_change: bool = False) -> EmbeddingSpac
     # The common case, every search: the row and whether its index is there, in one statement written
     # out (a queryset is compiled anew on each call, which cost more than running it).
     known = next(iter(EmbeddingSpace.objects.raw(
-        "SELECT *, to_regclass(%s || id) IS NOT NULL AS indexed FROM search_embeddingspace WHERE name = %s",
+        f"SELECT *, to_regclass(%s || id) IS NOT NULL AS indexed, {FINGERPRINT_SQL} AS fingerprint"
+        " FROM search_embeddingspace s WHERE name = %s",
         [HNSW_INDEX_PREFIX, name])), None)
     if (known is not None and known.identity == encoder.identity and known.precision == precision
             and sorted(known.modalities) == sorted(encoder.modalities) and known.indexed):
@@ -89,6 +90,41 @@ def register(name: str, *, allow_identity_change: bool = False) -> EmbeddingSpac
             set_precision(space, precision)
     ensure_index(space)
     return space
+
+
+# What tells a kept space row from a changed one: a hash of the whole row (its calibration included).
+FINGERPRINT_SQL = "md5(s::text)"
+
+_kept: dict[str, EmbeddingSpace] = {}  # name -> the row a search last read, with its fingerprint
+
+
+def searchable(name: str) -> EmbeddingSpace:
+    """The row of a configured space for a search, kept between searches: reading it was one statement of
+    every search. The search checks the kept row's fingerprint in its own statement
+    (search.engine.ranking_batch.run) and calls `forget` and runs again when the row changed."""
+    kept = _kept.get(name)
+    if kept is not None:
+        encoder = get_encoder(name)
+        if (kept.identity == encoder.identity and kept.precision == configured_precision(name)
+                and sorted(kept.modalities) == sorted(encoder.modalities)):
+            return kept
+    space = register(name)
+    if getattr(space, "fingerprint", None):  # read by the common path; a row just created is read again next time
+        _kept[name] = space
+    return space
+
+
+def is_kept(space: EmbeddingSpace) -> bool:
+    """Whether this row object is the one kept for searches (and so may have gone stale)."""
+    return _kept.get(space.name) is space
+
+
+def forget(name: str | None = None) -> None:
+    """Drop the kept rows (all, or one space's): after the row was written here, or found changed."""
+    if name is None:
+        _kept.clear()
+    else:
+        _kept.pop(name, None)
 
 
 def set_precision(space: EmbeddingSpace, precision: str) -> None:

@@ -276,16 +276,23 @@ def test_a_search_reads_a_fixed_number_of_statements_however_many_candidates(sor
 
     for i in range(6):
         put(f"a{i}", rng.normal(size=DIM).astype(np.float32), tags=["x"], collection="c")
-    statements()  # caches warm (the space's calibration, whether it has passages)
+    statements()  # caches warm: the space's statistics and calibration (fitted to its data, which changes its row)
+    statements()  # the space's row kept for the next searches
     few = statements()
     for i in range(40):
         put(f"b{i}", rng.normal(size=DIM).astype(np.float32), tags=["y"], collection=f"c{i % 3}")
+    statements()  # the space's calibration follows its data once (its counts moved by more than a quarter) ...
+    statements()  # ... and its row is kept again
     assert statements() == few
+    # Issue 28: the rankings and every candidate's fields in one statement, the shown items whole with their
+    # matched segments in a second.
+    assert few == 2
 
 
-def test_with_server_side_binding_the_knobs_go_first_in_a_transaction(monkeypatch):
+def test_with_server_side_binding_the_knobs_go_first_in_a_transaction(monkeypatch, settings):
     """Server-side binding (a DATABASES option) sends one statement per message: the same answer, the
     knobs set in a transaction before the k-NN statement instead of in its message."""
+    settings.SEARCH_EXACT_BELOW = 0  # index scans, which take the knobs (an exact scan needs none)
     rng = np.random.default_rng(8)
     for i in range(30):
         put(f"s{i}", rng.normal(size=DIM).astype(np.float32))
@@ -300,4 +307,4 @@ def test_with_server_side_binding_the_knobs_go_first_in_a_transaction(monkeypatc
     assert apart == together
     sent = [q["sql"] for q in captured.captured_queries]
     knobs = next(i for i, sql in enumerate(sent) if "set_config" in sql)
-    assert "WITH nearest" in sent[knobs + 1] and "WITH nearest" not in sent[knobs]
+    assert "MATERIALIZED" in sent[knobs + 1] and "MATERIALIZED" not in sent[knobs]

@@ -111,10 +111,13 @@ def served_by(query):
             page = search(SearchRequest(parts=[QueryPart(vector=list(query))], k=5, min_relevance=0.0))
     finally:
         replicas.end(token)
-    knn = [sql for sql in on_primary + on_replica if "<=>" in sql]
+    def ranks(sql: str) -> bool:  # the statement of every ranking (search.engine.ranking_batch)
+        return "<=>" in sql and "MATERIALIZED" in sql
+
+    knn = [sql for sql in on_primary + on_replica if ranks(sql)]
     assert knn, "no k-NN statement ran"
-    where = {"primary" if any("<=>" in sql for sql in on_primary) else None,
-             "replica" if any("<=>" in sql for sql in on_replica) else None} - {None}
+    where = {"primary" if any(ranks(sql) for sql in on_primary) else None,
+             "replica" if any(ranks(sql) for sql in on_replica) else None} - {None}
     return page, where
 
 
