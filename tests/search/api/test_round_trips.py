@@ -79,16 +79,14 @@ def test_a_text_search_over_every_space_sends_at_most_four_statements(world, set
         assert count <= 4, (query, count)
 
 
-def test_a_search_without_words_to_mark_sends_two_statements(world, settings):
-    """A query by example (a stored picture) has no words to mark: its rankings, then the shown items."""
-    settings.SEARCH_THROTTLE_RATES = {**settings.SEARCH_THROTTLE_RATES, "search": None}
-    picture = Item.objects.filter(modality="image").order_by("id").first()
+def test_a_search_without_words_to_mark_sends_two_statements(world):
+    """A query by example (a picture of the user's) has no words to mark: its rankings, then the shown items."""
     from search.engine.query_vectors import QueryPart
     from search.engine.requests import SearchRequest
     from search.engine.search_service import search
 
-    count, page = statements_of(lambda: search(SearchRequest(parts=[QueryPart(item_id=picture.pk)],
-                                                             space="demo")))
+    [(_, picture)] = worlds.pictures(worlds.image_kinds(1, seed=2801), 1, seed=2805)
+    count, page = statements_of(lambda: search(SearchRequest(parts=[QueryPart(data=picture)], include_weak=True)))
     assert page.hits and count == 2, count
 
 
