@@ -73,7 +73,9 @@ def main() -> None:
     parser.add_argument("--n", type=int, default=100_000)
     parser.add_argument("--clients", type=int, default=64)
     parser.add_argument("--requests", type=int, default=15, help="per client")
-    parser.add_argument("--web-workers", type=int, default=2)
+    parser.add_argument("--configs", default="2x4",
+                        help="gunicorn WORKERSxTHREADS to serve with, one after the other, comma-separated "
+                             "(e.g. 2x4,2x1,4x1: the choice of `manage.py serve`'s defaults is measured)")
     parser.add_argument("--quick", action="store_true", help="tiny sizes: a smoke run")
     parser.add_argument("--out", default=None, help="write the fragment here (default docs/benchmarks/serve.md)")
     args = parser.parse_args()
@@ -122,15 +124,51 @@ def main() -> None:
     loop_wall = time.perf_counter() - started
     connection.close()
 
+    configs = [tuple(int(n) for n in config.split("x")) for config in args.configs.split(",")]
+    rows = []
+    for workers, threads in configs:
+        served_wall, results, ready_s = _serve(args, db_name, media, connection, queries, workers, threads)
+        served_ms = [seconds * 1000 for _, seconds in results]
+        errors = sum(1 for code, _ in results if code != 200)
+        rows.append([f"served: `manage.py serve`, {workers} gunicorn workers x {threads} threads, "
+                     f"{args.clients} clients",
+                     f"{total / served_wall:.1f}", f"{statistics.median(served_ms):.0f}",
+                     f"{percentile(served_ms, 99):.0f}", f"{errors} of {total}"])
+    rows.append(["in-process: a loop over the search service, 1 search at a time", f"{total / loop_wall:.1f}",
+                 f"{statistics.median(loop_ms):.0f}", f"{percentile(loop_ms, 99):.0f}", "0"])
+    text = "\n".join([
+        "## The production stack under concurrent clients",
+        "",
+        f"`python bench/bench_serve.py --n {args.n} --clients {args.clients} --requests {args.requests} "
+        f"--configs {args.configs}`: {args.n:,} items in the {name!r} space (synthetic vectors, HNSW), {total} text "
+        "searches (k = 10, distinct queries: each is encoded) each way, measured one after the other in one run on "
+        f"this machine. Each stack was healthy (every worker's models loaded) within {ready_s:.0f} s of its start.",
+        "",
+        _vectors.table(["path", "searches/s", "p50 ms", "p99 ms", "errors"], rows),
+        "",
+        "The served figure includes HTTP, JSON, the middleware and the clients themselves, all on the same "
+        "CPUs as the server; the loop is one process doing nothing else. Load average (1 min) when the run "
+        f"started: {load_before:.1f}, when it ended: {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores.",
+        "",
+    ])
+    path = _django.write_fragment("serve.md", text, args.out)
+    print(text)
+    print(f"wrote {path}")
+
+
+def _serve(args, db_name, media, connection, queries, workers: int, threads: int):
+    """Start `manage.py serve` with this many workers and threads, run the clients against it, stop it."""
+    total = len(queries)
     port = _free_port()
     scratch = Path(tempfile.mkdtemp(prefix="bench-serve-"))
     env = {**os.environ, "SEARCH_DB_NAME": db_name, "DJANGO_MEDIA_ROOT": str(media),
            "SEARCH_VAR_DIR": str(scratch / "var"), "SEARCH_PGDATA": connection.settings_dict["PGDATA"],
            "DJANGO_STATIC_ROOT": str(scratch / "static"), "DJANGO_PRODUCTION": "1",
            "DJANGO_SECRET_KEY": secrets.token_urlsafe(64), "DJANGO_ALLOWED_HOSTS": "127.0.0.1",
-           "DJANGO_SECURE_SSL_REDIRECT": "0", "SEARCH_THROTTLE_SEARCH": "none", "HOST": f"127.0.0.1:{port}"}
+           "DJANGO_SECURE_SSL_REDIRECT": "0", "SEARCH_THROTTLE_SEARCH": "none", "HOST": f"127.0.0.1:{port}",
+           "SEARCH_WEB_THREADS": str(threads)}
     stack = subprocess.Popen([sys.executable, str(_django.ROOT / "manage.py"), "serve",
-                              "--web-workers", str(args.web_workers), "--job-workers", "1"],
+                              "--web-workers", str(workers), "--job-workers", "1"],
                              cwd=_django.ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         started = time.perf_counter()
@@ -158,33 +196,8 @@ def main() -> None:
         except subprocess.TimeoutExpired:
             stack.kill()
 
-    served_ms = [seconds * 1000 for _, seconds in results]
-    errors = sum(1 for code, _ in results if code != 200)
-    rows = [
-        [f"served: `manage.py serve`, {args.web_workers} gunicorn workers x 4 threads, {args.clients} clients",
-         f"{total / served_wall:.1f}", f"{statistics.median(served_ms):.0f}", f"{percentile(served_ms, 99):.0f}",
-         f"{errors} of {total}"],
-        ["in-process: a loop over the search service, 1 search at a time", f"{total / loop_wall:.1f}",
-         f"{statistics.median(loop_ms):.0f}", f"{percentile(loop_ms, 99):.0f}", "0"],
-    ]
-    text = "\n".join([
-        "## The production stack under concurrent clients",
-        "",
-        f"`python bench/bench_serve.py --n {args.n} --clients {args.clients} --requests {args.requests}`: "
-        f"{args.n:,} items in the {name!r} space (synthetic vectors, HNSW), {total} text searches (k = 10) each "
-        "way, measured one after the other in one run on this machine. The stack was healthy (every worker's "
-        f"models loaded) {ready_s:.0f} s after start.",
-        "",
-        _vectors.table(["path", "searches/s", "p50 ms", "p99 ms", "errors"], rows),
-        "",
-        "The served figure includes HTTP, JSON, the middleware and the clients themselves, all on the same "
-        "CPUs as the server; the loop is one process doing nothing else. Load average (1 min) when the run "
-        f"started: {load_before:.1f}, when it ended: {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores.",
-        "",
-    ])
-    path = _django.write_fragment("serve.md", text, args.out)
-    print(text)
-    print(f"wrote {path}")
+    assert len(results) == total
+    return served_wall, results, ready_s
 
 
 if __name__ == "__main__":
