@@ -221,3 +221,14 @@ def test_relevance_measures_the_cutoff_on_a_cold_a_demo_and_a_mixed_database(tmp
     assert float(rows["text→image top-1"][1]) >= 0.75, rows  # 11 kinds of 6 pictures, as in the full run
     assert any(name.startswith("out-of-domain sentences") for name in rows), rows
     assert "recall above the cutoff" in out.read_text()
+
+
+@pytest.mark.slow
+def test_round_trips_counts_the_statements_of_a_search_through_the_service_and_the_api(tmp_path):
+    out = tmp_path / "round-trips.md"
+    run_script("bench_round_trips.py", "--quick", "--out", str(out), timeout=900)
+    rows = {row[0]: row for row in table_rows(out.read_text())}
+    service, api = rows["service: search()"], rows["API: GET /api/search/ (test client)"]
+    # Issue 28's promise: at most 3 statements a search; the API adds the throttle's count in the shared cache.
+    assert int(service[3]) <= 3 and int(service[4]) <= 3, service
+    assert int(api[4]) <= 4, api
