@@ -72,6 +72,10 @@ def main() -> None:
     stored_s = time.perf_counter() - started
     counts = {m: Item.objects.filter(modality=m).count() for m in ("image", "audio", "text")}
 
+    from django.conf import settings
+
+    # Still counted (its statement is part of an anonymous search's cost), never refused: the run sends thousands.
+    settings.SEARCH_THROTTLE_RATES = {**settings.SEARCH_THROTTLE_RATES, "search": "10000000/min"}
     queries = [pair.query for pair in pairs] + list(DEMO_QUERIES)
     queries = (queries * (1 + args.queries // max(1, len(queries))))[:args.queries]
     client = Client(HTTP_HOST="localhost")
