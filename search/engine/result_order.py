@@ -52,11 +52,18 @@ def shown_items(wanted: dict[int, tuple], columns) -> tuple[dict[int, Item], dic
     sql = (f"SELECT {', '.join('i.' + quote(c) for c in columns)}, seg.segment_start, seg.segment_end"
            f" FROM unnest(%s::bigint[], %s::bigint[]) AS v(item_id, space_id)"
            f" JOIN search_item i ON i.id = v.item_id{segment}")
+    # What the ORM would convert (JSON columns arrive as text): the statement is written out, not compiled.
+    fields = {field.column: field for field in Item._meta.concrete_fields}
+    converters = [(n, fields[column].from_db_value) for n, column in enumerate(columns)
+                  if hasattr(fields[column], "from_db_value")]
     items, segments = {}, {}
     with connection.cursor() as cursor:
         cursor.execute(sql, [ids, spaces_of, *params])
         for row in cursor.fetchall():
-            item = Item.from_db(connection.alias, columns, row[:len(columns)])
+            values = list(row[:len(columns)])
+            for n, convert in converters:
+                values[n] = convert(values[n], None, connection)
+            item = Item.from_db(connection.alias, columns, values)
             items[item.pk] = item
             if row[-2] is not None:
                 segments[item.pk] = (float(row[-2]), float(row[-1]))
