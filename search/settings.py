@@ -162,6 +162,15 @@ for _number, _url in enumerate(DATABASE_REPLICA_URLS, start=1):
     DATABASES[f"replica{_number}"] = _replica
     SEARCH_REPLICAS.append(f"replica{_number}")
 DATABASE_ROUTERS = ["search.storage.replicas.router.ReplicaRouter"]
+# Sharded vectors (search/storage/shards/, issue 30): one libpq URL per shard server, DATABASE_URL being the coordinator
+# (it needs postgres_fdw). Unset: one server holds everything, as before.
+DATABASE_SHARD_URLS = env_list("DATABASE_SHARD_URLS", [])
+SEARCH_SHARDS = []
+for _url in DATABASE_SHARD_URLS:
+    try:
+        SEARCH_SHARDS.append(parse_database_url(_url))
+    except ImproperlyConfigured as _exc:
+        raise ImproperlyConfigured(f"DATABASE_SHARD_URLS: {_exc}") from None
 SEARCH_REPLICA_MAX_LAG = env_float("SEARCH_REPLICA_MAX_LAG", 5.0)  # seconds behind before the primary serves
 SEARCH_REPLICA_STICKY_SECONDS = env_float("SEARCH_REPLICA_STICKY_SECONDS", 10.0)  # read-your-writes window
 SEARCH_REPLICA_CHECK_SECONDS = env_float("SEARCH_REPLICA_CHECK_SECONDS", 2.0)  # how often lag is checked

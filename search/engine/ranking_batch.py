@@ -18,8 +18,9 @@ from django.db import transaction
 
 from search.engine.requests import Filters
 from search.models import EmbeddingSpace, Modality
-from search.storage import knn, spaces
+from search.storage import knn, shards, spaces
 from search.storage.replicas import read_connection as connection
+from search.storage.shards import fanout as shard_fanout
 
 # What relevance, balancing, pinning, sorting, facets and the hits read of every candidate.
 CANDIDATE_FIELDS = ("id", "modality", "title", "duration", "taken_at", "tags", "collection", "pinned", "created_at")
@@ -81,6 +82,10 @@ class VectorScan:
             where += " AND NOT (i.id = ANY(%s))"
             params.append(list(self.exclude_ids))
         where, params = where + self.extra_where, params + list(self.extra_params)
+        if shards.configured():
+            # Sharded vectors (DATABASE_SHARD_URLS): the same scan on every shard at once, merged.
+            return shard_fanout.nearest_sql(self.space, query, where, params, limit=self.read, exact=self.exact,
+                                            with_passages=self.with_passages)
         distance = knn.distance_to_sql(self.space, "e", query)
         # "+ 0" hides the ORDER BY from the index, which forces the exact scan when asked for.
         order = f"{distance} + 0" if self.exact else distance
@@ -169,7 +174,8 @@ def run(vector_scans: list[VectorScan], words: WordsScan | None = None, *, defau
            f" FROM ({' UNION ALL '.join(branches) or 'SELECT 0, 0, 0::float8, 0::bigint, 0, false WHERE false'}"
            f"{check_rows}) AS r(scan, item_id, score, scanned, space_id, counted)"
            f" LEFT JOIN search_item i ON i.id = r.item_id AND r.scan <> -2")
-    rows = _execute(sql, params, vector_scans, default_ef)
+    with shard_fanout.naming_unavailable_shard():
+        rows = _execute(sql, params, vector_scans, default_ef)
     ranked = [Ranked([], 0, scan.exact) for scan in vector_scans]
     found_words = Ranked([]) if words is not None else None
     items: dict[int, Candidate] = {}

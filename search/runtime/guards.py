@@ -114,7 +114,9 @@ class ErrorMappingMiddleware:
             # Drop broken connections so the next request opens a fresh one.
             for conn in connections.all(initialized_only=True):
                 conn.close_if_unusable_or_obsolete()
-            response = _error(request, 503, "the database is unavailable right now; please try again shortly")
+            # A part of the database may say which (a shard: search.storage.shards.fanout.ShardUnavailable).
+            response = _error(request, 503, getattr(exception, "unavailable_message", None)
+                              or "the database is unavailable right now; please try again shortly")
             response["Retry-After"] = "5"
             return response
         if media_store_unavailable(exception):

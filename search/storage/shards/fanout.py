@@ -1,0 +1,87 @@
+"""A k-NN over the shards: each shard's nearest rows, found there by its own index with the filters applied there,
+merged on the coordinator.
+
+`ORDER BY distance LIMIT k` on the partitioned table plans as a Merge Append of foreign scans that ship the ORDER BY
+but not the LIMIT and read the shards one after another. A UNION ALL of one `(... ORDER BY distance LIMIT k)` per
+partition in a MATERIALIZED common table expression plans as an Append of async foreign scans, each with its LIMIT
+in the remote SQL: every shard searches at once and sends k rows; an ORDER BY ... LIMIT over it keeps the best k of
+the k x shards (docs/scaling.md, "Sharded vectors"). The query vector goes to each shard as a parameter ($1).
+"""
+
+import contextlib
+import re
+
+from django.db import OperationalError
+
+from search.models import EmbeddingSpace
+from search.storage import knn, shards
+from search.storage.shards.layout import partition_name
+
+# Filters.sql and the scans' own conditions name the item `i` and the vector row `e`; on a shard both are one row.
+_ITEM_ID = re.compile(r"\bi\.id\b")
+_ITEM_ALIAS = re.compile(r"\bi\.")
+
+
+def on_shard_row(where: str) -> str:
+    """A WHERE fragment over search_item `i` and search_embedding `e`, rewritten for a shard's row `e`."""
+    return _ITEM_ALIAS.sub("e.", _ITEM_ID.sub("e.item_id", where))
+
+
+def nearest_sql(space: EmbeddingSpace, query: str, where: str, params: list, *, limit: int, exact: bool = False,
+                with_passages: bool = False) -> tuple[str, list]:
+    """The `limit` rows of `space` nearest to `query` (the query vector's SQL) under `where`, as (item_id,
+    distance), from every shard: the drop-in for the one-server scan of search.engine.ranking_batch.VectorScan."""
+    distance = knn.distance_to_sql(space, "e", query)
+    # "+ 0" hides the ORDER BY from the index, as on one server: the shard scans exactly.
+    order = f"{distance} + 0" if exact else distance
+    vectors = "(e.segment_start IS NULL OR e.passage)" if with_passages else "e.segment_start IS NULL"
+    where = on_shard_row(where)
+    arms, arm_params = [], []
+    for number in range(1, shards.count() + 1):
+        arms.append(f"(SELECT e.item_id, {distance} AS distance FROM {partition_name(number)} e"
+                    f" WHERE e.space_id = %s AND {vectors} AND {where} ORDER BY {order} LIMIT %s)")
+        arm_params += [int(space.pk), *params, int(limit)]
+    # The arms in a MATERIALIZED CTE of their own: an ORDER BY right over the UNION ALL plans as a Merge Append, which
+    # runs no foreign scan asynchronously (measured: one shard after another). The outer ORDER BY ... LIMIT keeps
+    # the scan what it is on one server, the best `limit` rows.
+    sql = (f"WITH arms AS MATERIALIZED ({' UNION ALL '.join(arms)})"
+           f" SELECT item_id, distance FROM arms ORDER BY distance LIMIT %s")
+    return sql, [*arm_params, int(limit)]
+
+
+class ShardUnavailable(OperationalError):
+    """A shard server did not answer: the search cannot be complete, so it fails (a 503 naming the shard) rather than
+    answering from the other shards (docs/scaling.md: why not partial results)."""
+
+    def __init__(self, shard: str, cause: str):
+        super().__init__(f"shard {shard} is unavailable: {cause}")
+        self.shard = shard
+        # What the 503 says (search.runtime.guards reads it): names the shard, not its address or credentials.
+        self.unavailable_message = (f"shard {shard} of the search index is unavailable right now; "
+                                    "please try again shortly")
+
+
+# postgres_fdw's words for a server it cannot reach (connection.c): "could not connect to server \"name\"", and a
+# connection lost mid-statement.
+_FDW_SERVER = re.compile(r'(?:could not connect to server|connection to server) "?(search_shard_\d+)"?')
+
+
+def shard_named(exception: BaseException) -> str | None:
+    match = _FDW_SERVER.search(str(exception))
+    return match.group(1) if match else None
+
+
+@contextlib.contextmanager
+def naming_unavailable_shard():
+    """Turns postgres_fdw's failure to reach a shard into ShardUnavailable; anything else passes unchanged."""
+    try:
+        yield
+    except OperationalError as exc:
+        if not shards.configured() or isinstance(exc, ShardUnavailable):
+            raise
+        shard = shard_named(exc)
+        if shard is None:
+            raise
+        # Chained to psycopg's own error: its SQLSTATE (08001) is what marks an outage (search.runtime.guards).
+        raise ShardUnavailable(shard, str(exc).splitlines()[0]) from (exc.__cause__ or exc)
+

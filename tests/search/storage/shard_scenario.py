@@ -1,0 +1,90 @@
+"""The sharding test's Django side, run as `python -m tests.search.storage.shard_scenario` in a process whose
+DATABASE_URL is the coordinator and DATABASE_SHARD_URLS the shards (settings are read once per process). Stores
+items through the product's write path, searches through the product's search, prints what it saw as JSON."""
+
+import json
+import os
+import sys
+
+import django
+
+
+def main() -> None:
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "search.settings")
+    django.setup()
+    from django.conf import settings
+    from django.db import connection
+    from django.test import Client
+    from django.test.utils import override_settings
+
+    from search.engine import ranking_batch
+    from search.engine.requests import Filters, SearchRequest
+    from search.engine.search_service import search
+    from search.ingest.ingester import Ingester, IngestInput
+    from search.models import Item
+    from search.storage import spaces
+
+    words = ["red", "green", "blue", "circle", "square", "star", "loud", "quiet", "river", "stone", "cloud", "lamp"]
+    report: dict = {}
+    step = sys.argv[1]
+    if step == "store":
+        count = int(sys.argv[2])
+        inputs = [IngestInput(text=f"note {n}: {words[n % 12]} {words[(n * 7) % 12]} {words[(n * 5 + 3) % 12]}",
+                              tags=["rare"] if n % 100 == 0 else [], collection="c")
+                  for n in range(count)]
+        with Ingester() as ingester:
+            outcomes = ingester.ingest_many(inputs)
+        report["stored"] = sum(1 for outcome in outcomes if outcome.item is not None)
+        # A curator's edit of a filtered column reaches the shard.
+        first = Item.objects.order_by("id").first()
+        first.tags = ["rare", "edited"]
+        first.save(update_fields=["tags"])
+        report["items"] = Item.objects.count()
+    elif step == "search":
+        space = spaces.searchable(settings.SEARCH_DEFAULT_SPACE)
+        queries = ["red circle", "quiet river stone", "blue lamp", "green star cloud", "loud square"]
+        report["same_top_k"], report["sharded_hits"] = [], []
+        for exact in (True, False):
+            for text in queries:
+                request = dict(parts=[], space=space.name, k=10, exact=exact, min_relevance=0.0, include_weak=True,
+                               balance_modalities=False)
+                from search.engine.query_vectors import QueryPart
+
+                sharded = [hit.item.id for hit in search(SearchRequest(**{**request, "parts": [QueryPart(text=text)]}))
+                           .hits]
+                with override_settings(SEARCH_SHARDS=[]):
+                    single = [hit.item.id for hit in search(SearchRequest(**{**request,
+                                                                             "parts": [QueryPart(text=text)]})).hits]
+                report["same_top_k"].append(sharded == single)
+                report["sharded_hits"].append(len(sharded))
+        # The index path under a 1 % filter: k of k from the shards.
+        encoder = spaces.get_encoder(space.name)
+        vector = encoder.encode_texts(["red circle"])[0]
+        scan = ranking_batch.VectorScan(space, vector, Filters(tags=["rare"]), limit=10)
+        ranked, _, _, _ = ranking_batch.run([scan], default_ef=settings.SEARCH_HNSW_EF_SEARCH)
+        report["filtered"] = len(ranked[0].rows)
+        report["edited_found"] = len(ranking_batch.run(
+            [ranking_batch.VectorScan(space, vector, Filters(tags=["edited"]), limit=10)],
+            default_ef=settings.SEARCH_HNSW_EF_SEARCH)[0][0].rows)
+        # The plan of an unfiltered scan through the index: async foreign scans, each with ORDER BY and LIMIT.
+        unfiltered = ranking_batch.VectorScan(space, vector, Filters(), limit=10)
+        sql, params = unfiltered.nearest_sql("(SELECT v FROM q0)")
+        with connection.cursor() as cursor:
+            cursor.execute(f"EXPLAIN (VERBOSE, COSTS OFF) WITH q0 AS (SELECT %s::halfvec({space.dimension}) AS v),"
+                           f" s AS MATERIALIZED ({sql}) SELECT * FROM s", [knn_literal(vector), *params])
+            report["plan"] = "\n".join(row[0] for row in cursor.fetchall())
+    elif step == "api":
+        response = Client().get("/api/search/", {"q": "red circle", "k": 5})
+        report["status"] = response.status_code
+        report["body"] = response.content.decode()[:500]
+    print("REPORT " + json.dumps(report))
+
+
+def knn_literal(vector) -> str:
+    from search.storage import knn
+
+    return knn.vector_literal(vector)
+
+
+if __name__ == "__main__":
+    main()
