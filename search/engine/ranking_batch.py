@@ -198,10 +198,11 @@ def run(vector_scans: list[VectorScan], words: WordsScan | None = None, *, defau
         ranked[scan].scanned = int(scanned)
         if row[5 + width]:
             counts[(space_id, item_id)] = int(row[5 + width])
-    for pk, space in checks:
-        if fingerprints.get(pk) != getattr(space, "fingerprint", None):
-            spaces.forget(space.name)
-            raise SpaceChanged(space.name)
+    stale = [space.name for pk, space in checks if fingerprints.get(pk) != space.fingerprint]
+    if stale:
+        for name in stale:
+            spaces.forget(name)
+        raise SpaceChanged(", ".join(stale))
     for found in ranked:
         found.rows.sort(key=lambda pair: (pair[1], pair[0]))
     if found_words is not None:

@@ -62,11 +62,13 @@ def search(request: SearchRequest) -> SearchPage:
     that can embed the whole query, fused into one list by calibrated relevance."""
     validate_request(request)
     validate_parts(request.parts)
-    try:
-        return _search(request)
-    except ranking_batch.SpaceChanged:
-        # A kept space row went stale (recalibrated, rebuilt): run again on the fresh one, once.
-        return _search(request)
+    for _ in range(2):
+        try:
+            return _search(request)
+        except ranking_batch.SpaceChanged:
+            # A kept space row went stale (recalibrated, rebuilt): run again on fresh ones.
+            spaces.forget()
+    return _search(request)
 
 
 def _search(request: SearchRequest) -> SearchPage:
@@ -339,14 +341,26 @@ def _eligible(request: SearchRequest, *, require_items: bool = True) -> list[Emb
             continue  # a space that cannot be used right now does not take part
         if vector_dims and vector_dims != {space.dimension}:
             continue
-        if item_ids and Embedding.objects.filter(space=space, item_id__in=item_ids,
-                                                 segment_start__isnull=True).count() < len(item_ids):
-            continue
-        # Items of the wanted kinds stored in it (a text space also holds pictures and recordings by their words).
-        if require_items and not any(calibration.modality_counts(space).get(modality) for modality in wanted):
-            continue
-        usable.append(space)
+        takes_part = _holds(space, item_ids, wanted, require_items)
+        if not takes_part and spaces.is_kept(space):
+            # A kept row that seems to hold nothing may be one whose space was made anew (a restored database, a
+            # test's flush): ask again with the row read now. Its check in the search's statement would come too
+            # late: a space left out is never searched.
+            spaces.forget(name)
+            space = resolve_space(name)
+            takes_part = _holds(space, item_ids, wanted, require_items)
+        if takes_part:
+            usable.append(space)
     return usable
+
+
+def _holds(space: EmbeddingSpace, item_ids: set[int], wanted: set[str], require_items: bool) -> bool:
+    """Whether the space has a vector of every item named in the query and, with `require_items`, items of the
+    wanted kinds (a text space also holds pictures and recordings by their words)."""
+    if item_ids and Embedding.objects.filter(space=space, item_id__in=item_ids,
+                                             segment_start__isnull=True).count() < len(item_ids):
+        return False
+    return not require_items or any(calibration.modality_counts(space).get(modality) for modality in wanted)
 
 
 def _fused_search(request: SearchRequest) -> SearchPage:
