@@ -344,6 +344,9 @@ def product_sql(space, vector, filters=None, *, limit: int = 10, exact: bool = F
         statements = capture(lambda: vector_ranking(space, vector, filters or Filters(), limit, exact=exact))
     [(sql, params)] = [without_knobs(sql, params) for sql, params in statements if "MATERIALIZED" in sql]
     text = literal(vector)
+    # The statement answers every ranking of a search at once (search.engine.ranking_batch: a row per candidate,
+    # tagged with its scan, in no order); a benchmark reads one ranking's item ids, best first.
+    sql = f"SELECT item_id FROM ({sql}) AS product WHERE scan >= 0 ORDER BY scan, score, item_id"
     return ProductSQL(sql, params, [i for i, p in enumerate(params) if p == text])
 
 

@@ -71,7 +71,10 @@ def main(argv=None) -> None:
     parser.add_argument("--n", type=int, default=40, help="uploads (and seeks) per row")
     parser.add_argument("--endpoint", help="an S3-compatible endpoint (default: a moto server started here)")
     parser.add_argument("--bucket", default="bench-media")
+    parser.add_argument("--quick", action="store_true", help="a smoke run: 3 uploads and seeks per row")
     args = parser.parse_args(argv)
+    if args.quick:
+        args.n = 3
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "search.settings")
     import django
 

@@ -233,7 +233,7 @@ def main() -> None:
         f"by {encoder_note}, k = {K}, no filter, one client. The paths run interleaved, query by query; the text "
         "cache is cleared before each service and API query so every one pays for encoding. The API goes "
         "through Django's test client (no socket). \"bare\" replays the k-NN statements a service search sends "
-        f"({len(replay)}: one per target modality) with psycopg.",
+        f"({len(replay)}: every target modality's ranking in one statement, search.engine.ranking_batch) with psycopg.",
         "",
         _vectors.table(["path", "p50 ms", "p99 ms", "encode p50", "SQL p50", "rest p50", "p50 / bare"], table_rows),
         "",

@@ -140,7 +140,9 @@ def main() -> None:
     print(f"[today] load {load_s:.1f} s, build {build_s:.1f} s", flush=True)
 
     def legacy(statement):
-        sql = statement.sql.replace("search_embedding", LEGACY).replace("e.vector_full::vector(", "e.vector::vector(")
+        # The ranking's scan only: the statement's passage count reads search_embedding (none here: never run).
+        sql = statement.sql.replace("FROM search_embedding e ", f"FROM {LEGACY} e ").replace(
+            "e.vector_full::vector(", "e.vector::vector(")
         return _vectors.ProductSQL(sql, statement.params, statement.vector_slots)
 
     from django.db import connection

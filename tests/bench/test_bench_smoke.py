@@ -75,8 +75,8 @@ def test_search_times_the_api_the_service_and_bare_sql(tmp_path):
                           "service, one list (balance_modalities=False)", "API: GET /api/search/"}
     assert paths["bare k-NN SQL (psycopg)"][6] == "1.0x"
     assert all(float(row[1]) > 0 for row in paths.values())
-    # One k-NN statement per modality of the fake space, replayed bare.
-    assert "(3: one per target modality)" in text
+    # Every modality of the fake space ranked in one statement (issue 28), replayed bare.
+    assert "(1: every target modality's ranking in one statement" in text
     assert "The service and the API returned the same top 10 for 100% of the queries" in text
 
 
