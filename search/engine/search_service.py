@@ -40,7 +40,7 @@ from search.engine.result_order import (
 from search.media import media_formats
 from search.models import Embedding, EmbeddingSpace, Item, Modality
 from search.runtime import metrics
-from search.storage import space_stats, spaces
+from search.storage import spaces
 
 SUGGESTIONS = 3
 
@@ -90,48 +90,36 @@ class _Plan:
     cross: CrossModalPlan | None = None
     plain: VectorScan | None = None
     words: WordsScan | None = None
-    # Whether the vector scans read only the page's worth of candidates first (a large space; see _depths), and
-    # whether what they found says the relevant set goes on past them (_page sets it): then they are read deeper.
-    shallow: bool = False
-    deeper: bool = False
 
     @property
     def scans(self) -> list[VectorScan]:
         return self.cross.scans if self.cross else [self.plain] if self.plain else []
 
 
-def _depths(request: SearchRequest, space: EmbeddingSpace, *, deep: bool) -> tuple[int, bool]:
-    """How many candidates each vector scan reads, and whether that is only the page's worth.
+def _depth(request: SearchRequest) -> int:
+    """How many candidates each ranking reads: the relevant set is looked for among SEARCH_RELEVANT_DEPTH of them
+    (SEARCH_MAX_RELEVANT when it is sorted by a field or counted into facets), and always enough for the page.
 
-    The relevant set is looked for among SEARCH_RELEVANT_DEPTH candidates per ranking (SEARCH_MAX_RELEVANT when it
-    is sorted by a field or counted into facets), and always enough for the page. In a space larger than
-    SEARCH_EXACT_BELOW vectors, where the index scan's cost grows with what it must return (ef_search follows
-    it), a sorted-by-relevance search reads the page's worth first and reads deeper only when the last of those
-    is still relevant (the set may go on): a query at k = 10 in a million items does not pay for a hundred.
+    Reading a page's worth first and deeper only when needed was tried: with a modality filter, the index's
+    relaxed-order scan returned another top for LIMIT 4 than for LIMIT 100 (a test of the same queries both ways
+    disagreed on 1 to 4 of 7), so every search reads the full depth; ef_search follows it.
     """
     window = (request.page - 1) * request.k + request.k + 1  # one extra result tells whether a next page exists
     wants_set = request.sort != "relevance" or bool(request.facets)
-    depth = max(window, settings.SEARCH_MAX_RELEVANT if wants_set else settings.SEARCH_RELEVANT_DEPTH)
-    if deep or wants_set or request.exact or depth <= window:
-        return depth, False
-    if sum(space_stats.of(space).rows.values()) <= settings.SEARCH_EXACT_BELOW:
-        return depth, False
-    return window, True
+    return max(window, settings.SEARCH_MAX_RELEVANT if wants_set else settings.SEARCH_RELEVANT_DEPTH)
 
 
-def _plan(request: SearchRequest, space: EmbeddingSpace, *, deep: bool = False, vector=None,
-          timings: dict | None = None) -> _Plan:
+def _plan(request: SearchRequest, space: EmbeddingSpace) -> _Plan:
     text = " ".join(p.text for p in request.parts if p.text is not None and p.weight > 0)
     if request.mode != "vector" and not text:
         raise QueryError(f"{request.mode} search needs a text part to match words against")
-    if timings is None:  # the first plan of this search, not a deeper read
-        _check_item_parts(request)
-        metrics.SEARCHES.labels(mode=request.mode).inc()
-        started = time.perf_counter()
-        vector = query_vector(space, request.parts) if request.mode != "lexical" else None
-        timings = {"encode_ms": (time.perf_counter() - started) * 1000}
-    depth, shallow = _depths(request, space, deep=deep)
-    plan = _Plan(request, space, vector, text, depth, timings, shallow=shallow)
+    _check_item_parts(request)
+    metrics.SEARCHES.labels(mode=request.mode).inc()
+    started = time.perf_counter()
+    vector = query_vector(space, request.parts) if request.mode != "lexical" else None
+    timings = {"encode_ms": (time.perf_counter() - started) * 1000}
+    depth = _depth(request)
+    plan = _Plan(request, space, vector, text, depth, timings)
     # A query this space's model has no meaning for (ordinary prose in the demo model) gets no vector matches
     # here: they would be its "unknown" point's neighbours, not answers. Other spaces and its words still answer.
     if vector is not None and not carries_no_meaning(space, vector):
@@ -142,14 +130,8 @@ def _plan(request: SearchRequest, space: EmbeddingSpace, *, deep: bool = False, 
         else:
             plan.plain = vector_scan(space, vector, request.filters, depth, **options)
     if request.mode != "vector":
-        # The words ranking reads its full depth at once: it has no index scan whose cost follows the depth.
-        full, _ = _depths(request, space, deep=True)
-        plan.words = WordsScan(text, request.filters, max(FUSION_DEPTH, full), tuple(request.exclude_ids))
+        plan.words = WordsScan(text, request.filters, max(FUSION_DEPTH, depth), tuple(request.exclude_ids))
     return plan
-
-
-def _deeper(plan: _Plan) -> _Plan:
-    return _plan(plan.request, plan.space, deep=True, vector=plan.vector, timings=plan.timings)
 
 
 def _run(plans: list[_Plan], *, sort: str) -> tuple[list[list[ranking_batch.Ranked]],
@@ -172,12 +154,7 @@ def _run(plans: list[_Plan], *, sort: str) -> tuple[list[list[ranking_batch.Rank
 def _search_in_space(request: SearchRequest, *, space: EmbeddingSpace | None = None) -> SearchPage:
     plan = _plan(request, space or resolve_space(request.space, kept=True))
     [found], [words], items, counts = _run([plan], sort=request.sort)
-    page = _page(plan, found, words, items, counts, details=True)
-    if plan.deeper:
-        plan = _deeper(plan)
-        [found], [words], items, counts = _run([plan], sort=request.sort)
-        return _page(plan, found, words, items, counts, details=True)
-    return page
+    return _page(plan, found, words, items, counts, details=True)
 
 
 def _page(plan: _Plan, found: list[ranking_batch.Ranked], found_words: ranking_batch.Ranked | None,
@@ -227,12 +204,6 @@ def _page(plan: _Plan, found: list[ranking_batch.Ranked], found_words: ranking_b
     cutoff = settings.SEARCH_MIN_RELEVANCE if request.min_relevance is None else request.min_relevance
     relevant = [pair for pair in ordered if relevance[pair[0]] >= cutoff]
     weak = [pair for pair in ordered if relevance[pair[0]] < cutoff]
-    if plan.shallow:
-        # A scan that filled its page's worth with its last still relevant: the relevant set may go on past it.
-        plan.deeper = any(len(rows) >= scan.limit and relevance.get(rows[scan.limit - 1][0], 0.0) >= cutoff
-                          for scan, rows in zip(plan.scans, scanned, strict=True))
-        if plan.deeper:
-            details = False  # this page is read again deeper: its details would be thrown away
     if (request.sort == "relevance" and request.balance_modalities
             and len(request.filters.modalities or space.modalities) > 1):
         relevant = texts_not_crowding(relevant, items)
@@ -385,12 +356,6 @@ def _fused_search(request: SearchRequest) -> SearchPage:
     found, words, candidates, counts = _run(plans, sort=request.sort)
     pages = [_page(plan, plan_found, plan_words, candidates, counts, details=False)
              for plan, plan_found, plan_words in zip(plans, found, words, strict=True)]
-    deeper = [n for n, plan in enumerate(plans) if plan.deeper]
-    if deeper:  # the spaces whose relevant set may go on past the page's worth, read deeper in one statement
-        again = [_deeper(plans[n]) for n in deeper]
-        found, words, candidates, counts = _run(again, sort=request.sort)
-        for n, plan, plan_found, plan_words in zip(deeper, again, found, words, strict=True):
-            pages[n] = _page(plan, plan_found, plan_words, candidates, counts, details=False)
     best: dict[int, Hit] = {}
     for page in pages:
         for hit in page.hits:

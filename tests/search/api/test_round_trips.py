@@ -1,6 +1,5 @@
 """One round trip per search (issue 28), through the REST API with the real models and the default spaces (the demo
-model and the text model, fused): how many statements a search sends, and that reading a page's worth of
-candidates first (a large space's path) lists what reading the full depth at once lists.
+model and the text model, fused): how many statements a search sends.
 
 A small mixed collection of the user's own: pictures and sounds from the evaluation-only generator, reference
 documents (manual pages) and one long licence text with passages.
@@ -14,7 +13,6 @@ from django.test.utils import CaptureQueriesContext
 from rest_framework.test import APIClient
 
 from search.engine import calibration
-from search.engine.rankers import clear_centroids
 from search.engine.reference_texts import reference_pairs
 from search.ingest.ingester import Ingester, IngestInput
 from search.models import Item, Job
@@ -88,25 +86,3 @@ def test_a_search_without_words_to_mark_sends_two_statements(world):
     [(_, picture)] = worlds.pictures(worlds.image_kinds(1, seed=2801), 1, seed=2805)
     count, page = statements_of(lambda: search(SearchRequest(parts=[QueryPart(data=picture)], include_weak=True)))
     assert page.hits and count == 2, count
-
-
-@pytest.mark.parametrize("params", [{"k": 3}, {"k": 3, "page": 2}, {"k": 5, "include_weak": "true"},
-                                    {"k": 4, "mode": "hybrid"}])
-def test_a_page_worth_first_lists_what_the_full_depth_lists(world, settings, params):
-    """In a space larger than SEARCH_EXACT_BELOW vectors the scans read a page's worth of candidates first and
-    deeper only when the last of those is still relevant; the listed results are the same either way."""
-    settings.SEARCH_THROTTLE_RATES = {**settings.SEARCH_THROTTLE_RATES, "search": None}
-
-    def listed(exact_below: int) -> list:
-        settings.SEARCH_EXACT_BELOW = exact_below
-        clear_centroids()
-        out = []
-        for query in QUERIES:
-            body = get(q=query, **params)
-            out.append((query, [(hit["id"], hit["weak"]) for hit in body["results"]], body["total_relevant"],
-                        body["has_more"]))
-        return out
-
-    full_depth = listed(10**9)  # every space counts as small: full depth at once (exact scans where filtered)
-    page_first = listed(0)  # every space counts as large: a page's worth first, by the index
-    assert page_first == full_depth
