@@ -10,7 +10,7 @@ import numpy as np
 from django.conf import settings
 
 from encoders.base import EncoderError
-from search.engine import passage_matches, ranking_batch
+from search.engine import ranking_batch
 from search.engine.ranking_batch import VectorScan
 from search.engine.requests import Filters
 from search.models import EmbeddingSpace, Modality
@@ -132,18 +132,6 @@ def carries_no_meaning(space: EmbeddingSpace, vector: np.ndarray) -> bool:
     return point is not None and float(np.dot(point, vector) / (np.linalg.norm(vector) or 1.0)) >= similarity
 
 
-def lexical_ranking(text: str, filters: Filters, limit: int, exclude_ids=()) -> list[tuple[int, float]]:
-    """Items whose words match `text`, as (item id, text rank), best first."""
-    _, found, _, _ = ranking_batch.run([], ranking_batch.WordsScan(text, filters, limit, tuple(exclude_ids)),
-                                       default_ef=settings.SEARCH_HNSW_EF_SEARCH)
-    return found.rows
-
-
-def audio_moments(space: EmbeddingSpace, vector: np.ndarray, item_ids: list[int]) -> dict[int, tuple[float, float]]:
-    """For each audio item, the window closest to the query."""
-    return passage_matches.best_segments(space, vector, item_ids)
-
-
 def modality_centroid(space: EmbeddingSpace, modality: str) -> np.ndarray | None:
     """Mean vector of a modality's items in a space (kept for SEARCH_CENTROID_TTL seconds, search.storage.space_stats).
 
@@ -199,11 +187,3 @@ def cross_modal_results(plan: CrossModalPlan, found: list[list[tuple[int, float]
         results.extend((item_id, distance, round((1.0 - distance) - baseline, 3)) for item_id, distance in rows)
     results.sort(key=lambda row: (-row[2], row[0]))
     return results[:plan.limit], all(scan.exact for scan in plan.scans)
-
-
-def cross_modal_ranking(space: EmbeddingSpace, vector: np.ndarray, filters: Filters, limit: int, **options
-                        ) -> tuple[list[tuple[int, float, float]], bool]:
-    plan = cross_modal_plan(space, vector, filters, limit, **options)
-    found, _, _, _ = ranking_batch.run(plan.scans, default_ef=settings.SEARCH_HNSW_EF_SEARCH)
-    return cross_modal_results(plan, [scan_rows(scan, ranked) for scan, ranked in zip(plan.scans, found,
-                                                                                       strict=True)])

@@ -2,7 +2,7 @@
 words ranking, and the columns of every candidate, in one round trip.
 
 A search asks several rankings: one per target modality of each space (each modality is ranked on its own
-scale, search.engine.rankers.cross_modal_ranking), and full text in hybrid mode. Each was a statement of its
+scale, search.engine.rankers.cross_modal_results), and full text in hybrid mode. Each was a statement of its
 own, preceded by a planner estimate, followed by reading the candidates' columns and their passage counts:
 13 to 20 statements for one search, most of a search's time spent waiting on them. Here each ranking is one
 `MATERIALIZED` common table expression (so each keeps its own index scan and LIMIT), their top rows are put

@@ -95,7 +95,7 @@ class SearchRequest:
     ef_search: int | None = None
     # Pinned items rise to the top only if at least this similar to the query (None: the setting).
     pin_min_similarity: float | None = None
-    # Rank several target modalities on a common scale (see cross_modal_ranking); off = raw cosine.
+    # Rank several target modalities on a common scale (see rankers.cross_modal_results); off = raw cosine.
     balance_modalities: bool = True
     # The user the query runs for (None: anonymous). An item they may not see cannot be a query part:
     # its neighbours would reveal it.

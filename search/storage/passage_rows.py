@@ -1,4 +1,5 @@
-"""Which spaces hold passage rows (the passages of long texts), cached per process, and how many each text has.
+"""Which spaces hold passage rows (the passages of long texts), cached per process (a search counts each text's
+passages in its ranking statement, search.engine.ranking_batch).
 
 A search that can skip passages ranks exactly as before at no extra cost; ingest forgets the cached flag
 when it stores the first passages of a space.
@@ -36,13 +37,3 @@ def forget(space: EmbeddingSpace | None = None) -> None:
     else:
         for key in [key for key in _flags if key[0] == space.pk]:
             del _flags[key]
-
-
-def counts(space: EmbeddingSpace, item_ids) -> dict[int, int]:
-    """How many passages each of these items has in the space (items without any are left out)."""
-    if not item_ids:
-        return {}
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT item_id, count(*) FROM search_embedding WHERE space_id = %s AND item_id = ANY(%s)"
-                       " AND passage GROUP BY item_id", [int(space.pk), list(item_ids)])
-        return dict(cursor.fetchall())
