@@ -1,7 +1,9 @@
 """A k-NN over the shards: each shard's nearest rows, found there by its own index with the filters applied there,
 merged on the coordinator.
 
-`ORDER BY distance LIMIT k` on the partitioned table plans as a Merge Append of foreign scans that ship the ORDER BY
+One arm per shard server, over the rows of the buckets it owns (layout.vectors_table), not one per bucket
+partition: each server has one graph over all its rows, and a bucket being moved is owned by one server at a time.
+`ORDER BY distance LIMIT k` on a partitioned table plans as a Merge Append of foreign scans that ship the ORDER BY
 but not the LIMIT and read the shards one after another. A UNION ALL of one `(... ORDER BY distance LIMIT k)` per
 partition in a MATERIALIZED common table expression plans as an Append of async foreign scans, each with its LIMIT
 in the remote SQL: every shard searches at once and sends k rows; an ORDER BY ... LIMIT over it keeps the best k of
@@ -15,7 +17,7 @@ from django.db import OperationalError
 
 from search.models import EmbeddingSpace
 from search.storage import knn, shards
-from search.storage.shards.layout import partition_name
+from search.storage.shards import layout
 
 # Filters.sql and the scans' own conditions name the item `i` and the vector row `e`; on a shard both are one row.
 _ITEM_ID = re.compile(r"\bi\.id\b")
@@ -37,8 +39,8 @@ def nearest_sql(space: EmbeddingSpace, query: str, where: str, params: list, *, 
     vectors = "(e.segment_start IS NULL OR e.passage)" if with_passages else "e.segment_start IS NULL"
     where = on_shard_row(where)
     arms, arm_params = [], []
-    for number in range(1, shards.count() + 1):
-        arms.append(f"(SELECT e.item_id, {distance} AS distance FROM {partition_name(number)} e"
+    for number in layout.servers():
+        arms.append(f"(SELECT e.item_id, {distance} AS distance FROM {layout.vectors_table(number)} e"
                     f" WHERE e.space_id = %s AND {vectors} AND {where} ORDER BY {order} LIMIT %s)")
         arm_params += [int(space.pk), *params, int(limit)]
     # The arms in a MATERIALIZED CTE of their own: an ORDER BY right over the UNION ALL plans as a Merge Append, which
@@ -85,3 +87,10 @@ def naming_unavailable_shard():
         # Chained to psycopg's own error: its SQLSTATE (08001) is what marks an outage (search.runtime.guards).
         raise ShardUnavailable(shard, str(exc).splitlines()[0]) from (exc.__cause__ or exc)
 
+
+
+def name_unavailable_shard(execute, sql, params, many, context):
+    """A connection's execute wrapper (installed on every connection of a process with shards): whichever statement
+    first reaches a stopped shard (a passage check, a page's segments, the search itself) fails naming it."""
+    with naming_unavailable_shard():
+        return execute(sql, params, many, context)

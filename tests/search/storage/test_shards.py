@@ -33,6 +33,12 @@ def _run(env: dict, *args: str) -> dict:
     return json.loads(lines[-1][len("REPORT "):]) if lines else {}
 
 
+def _held(url: str) -> set[int]:
+    """The items whose vectors a shard's table holds (owned or not)."""
+    with psycopg.connect(url) as shard:
+        return {row[0] for row in shard.execute("SELECT item_id FROM search_embedding")}
+
+
 def test_three_shards(cluster, tmp_path):
     (_, coordinator), *shards = cluster
     env = {k: v for k, v in os.environ.items() if k != "DJANGO_ALLOW_ASYNC_UNSAFE"}
@@ -48,13 +54,16 @@ def test_three_shards(cluster, tmp_path):
     # Again, as after a load: idempotent, and it samples the shards' row counts for the planner.
     _run(env, "manage.py", "migrate", "-v", "0")
 
-    # Every vector on exactly one shard, and every shard holding some.
-    held = []
-    for _, url in shards:
-        with psycopg.connect(url) as shard:
-            held.append({row[0] for row in shard.execute("SELECT item_id FROM search_shard_vector")})
+    # Every vector on exactly one shard, and every shard holding some; none on the coordinator.
+    held = [_held(url) for _, url in shards]
     assert all(held)
     assert sum(len(items) for items in held) == len(set().union(*held)) == ITEMS
+    with psycopg.connect(coordinator) as db:
+        # The coordinator's search_embedding is a partitioned table of foreign tables: it stores nothing.
+        assert db.execute("SELECT relkind FROM pg_class WHERE relname = 'search_embedding'").fetchone()[0] == "p"
+        assert db.execute("SELECT count(*) FROM pg_class c JOIN pg_inherits h ON h.inhrelid = c.oid"
+                          " WHERE h.inhparent = 'search_embedding'::regclass AND c.relkind <> 'f'").fetchone()[0] == 0
+        assert db.execute("SELECT count(DISTINCT item_id) FROM search_embedding").fetchone()[0] == ITEMS
 
     seen = _run(env, "-m", "tests.search.storage.shard_scenario", "search")
     # Exact and by the index: the same top 10 as the one-server path over the coordinator's own table.
