@@ -448,3 +448,8 @@ SEARCH_PIN_MIN_SIMILARITY = env_float("SEARCH_PIN_MIN_SIMILARITY", 0.2)
 # How long each modality's mean vector (the cross-modal score baseline) is reused before recomputing.
 SEARCH_CENTROID_TTL = env_int("SEARCH_CENTROID_TTL", 60, minimum=0)
 SEARCH_TEXT_CACHE_SIZE = env_int("SEARCH_TEXT_CACHE_SIZE", 1024, minimum=0)
+# Intra-op threads of the encoders in this process (0: torch's default, one per core). `manage.py serve` sets it
+# to the cores over its processes (web and job workers): two processes each running a two-thread OpenMP team on
+# two cores made a query's MiniLM encoding 4x slower (180 ms instead of 50) while a job ingested beside it, and a
+# short query gains nothing from a second thread (11.1 ms with one, 11.2 with two, idle machine).
+SEARCH_TORCH_THREADS = env_int("SEARCH_TORCH_THREADS", 0, minimum=0)

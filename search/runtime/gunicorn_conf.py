@@ -36,13 +36,11 @@ control_socket_disable = True
 
 
 def post_worker_init(worker):
-    import torch
+    from search.runtime.warmup import share_cpus, warm_up
 
-    # Every worker (and job worker) has its own intra-op pool; together they should not oversubscribe.
-    cpus = os.cpu_count() or 1
-    torch.set_num_threads(max(1, cpus // workers))
-    from search.runtime.warmup import warm_up
-
+    # Every worker (and job worker) has its own intra-op pool; together they should not oversubscribe. `serve`
+    # counts its job workers too (SEARCH_TORCH_THREADS); gunicorn started on its own shares among its workers.
+    share_cpus(env_int("SEARCH_TORCH_THREADS", 0, minimum=0) or max(1, (os.cpu_count() or 1) // workers))
     states = warm_up()
     worker.log.info("worker %s warmed up: %s", worker.pid, states)
 

@@ -18,9 +18,21 @@ _lock = threading.Lock()
 state: dict[str, str] = {}
 
 
+def share_cpus(threads: int | None = None) -> None:
+    """Give the encoders of this process `threads` intra-op threads (default: SEARCH_TORCH_THREADS; 0 leaves
+    torch's own default). Process-wide: torch applies it to every thread that runs an operator later."""
+    threads = settings.SEARCH_TORCH_THREADS if threads is None else threads
+    if threads:
+        import torch
+
+        torch.set_num_threads(threads)
+
+
 def warm_up() -> dict[str, str]:
     """Load every space not loaded yet; a second caller waits for the first instead of loading twice."""
     with _lock:
+        if not state:
+            share_cpus()
         for name in settings.SEARCH_SPACES:
             if state.get(name) == "ready":
                 continue

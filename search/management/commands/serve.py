@@ -39,7 +39,10 @@ class Command(BaseCommand):
         if settings.STATIC_ROOT and not dev:
             call_command("collectstatic", interactive=False, verbosity=0)
         env = dict(os.environ)
-        env["DJANGO_DB_SERVER_PROCESSES"] = str((1 if dev else web_workers) + job_workers)
+        processes = (1 if dev else web_workers) + job_workers
+        env["DJANGO_DB_SERVER_PROCESSES"] = str(processes)
+        # The cores shared among the processes: encoders of two processes must not each spread over all cores.
+        env.setdefault("SEARCH_TORCH_THREADS", str(max(1, (os.cpu_count() or 1) // processes)))
         env["SEARCH_WEB_WORKERS"] = str(web_workers)
         if not dev:
             # Every process writes its metrics here and /metrics sums them (search/runtime/metrics.py).

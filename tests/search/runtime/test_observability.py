@@ -116,3 +116,20 @@ def test_production_logs_are_json_lines_with_the_request_id(caplog):
     [line] = [json.loads(r) for r in records]
     assert line["request_id"] == "req-7" and line["path"] == "/api/spaces/" and line["status"] == 200
     assert line["level"] == "INFO" and line["time"].endswith("Z") and line["duration_ms"] >= 0
+
+
+def test_a_process_takes_its_share_of_the_cores_and_zero_leaves_torch_alone(settings):
+    import torch
+
+    before = torch.get_num_threads()
+    try:
+        settings.SEARCH_TORCH_THREADS = 1
+        warmup.share_cpus()
+        assert torch.get_num_threads() == 1
+        settings.SEARCH_TORCH_THREADS = 0
+        warmup.share_cpus()
+        assert torch.get_num_threads() == 1  # unchanged: 0 means "as torch set itself up"
+        warmup.share_cpus(2)
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(before)
