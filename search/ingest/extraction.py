@@ -13,44 +13,54 @@ The words go into `Item.extracted_text` (in the full-text document, migration 00
 item itself (the real-language `text` space beside the demo model): a photo's text-space vectors are its
 words'. A scan is a text item with no text of its own: its words are embedded in every space that reads text.
 
-Reading happens outside any transaction; storing (the words, the status, the vectors) is one transaction, so a
-failure leaves the item as it was, never half-written. A failure of the content (an unreadable file, a model
-that refuses it) marks the item `failed` with the reason; anything else is raised for the job to retry.
+Reading happens outside any transaction, in a child process under memory and CPU limits
+(search.ingest.extraction_worker; the caps on pixels, pages and seconds of sound are checked there before any
+decoding): a picture that breaks a limit fails alone, with the reason, and the job goes on. One child reads every
+item of a batch (its models load once); `extract_items` sends it the next item while it stores the one before,
+and embeds the words of up to `CHUNK` items in one call per space. Storing (the words, the status, the vectors) is
+one transaction per item, so a failure leaves the item as it was, never half-written. A failure of the content
+(an unreadable file, a limit, a model that refuses it) marks the item `failed` with the reason; anything else is
+raised for the job to retry.
 """
 
 from __future__ import annotations
 
-import io
 import logging
-from dataclasses import dataclass
+import threading
+from collections import deque
+from collections.abc import Callable, Iterable
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass
 
 from django.conf import settings
 from django.core.files.storage import default_storage
 from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
-from PIL import Image
 
 from encoders.base import EncoderError, WeightsNotFound
 from search import documents
+from search.ingest.extraction_worker import PAGES, PICTURE, SPEECH, ExtractionFailed, Limits, Reader
 from search.ingest.item_vectors import Vectors, encode_batch, write_vectors
 from search.media import MediaRejected
 from search.media import audio as media_audio
-from search.media.image_decoding import decode_image
 from search.models import Embedding, EmbeddingSpace, EmbeddingStatus, ExtractionStatus, Item, Modality
 from search.storage import spaces
 
 logger = logging.getLogger(__name__)
 
-PICTURE, SPEECH = "picture", "speech"  # Item.extraction["source"]
 PDF = "application/pdf"
-# A picture is decoded for reading at least this large on its shorter side (then reduced to
-# SEARCH_EXTRACT_MAX_SIDE on its longer one): the detector sees 960 px, small print needs the pixels.
-READ_SIDE = 1000
-
-
-class ExtractionFailed(Exception):
-    """The item's content could not be read (the reason is stored on the item)."""
+# The reading child's limits (settings of the same names override them): its address space, models included (with
+# both readers loaded it peaked at 1.7 GiB after a 4000x3000 photo, a scanned page and a memo); the CPU seconds one
+# picture or one page may take (a picture takes ~0.3 s, a page ~1.5 s) and those a recording may take per second
+# of sound on top (the recogniser takes ~0.3); how long it waits for the next item before it exits and gives its
+# memory back.
+DEFAULT_MAX_MEMORY = 3 * 2**30
+DEFAULT_CPU_SECONDS = 60
+DEFAULT_CPU_PER_AUDIO_SECOND = 1.0
+DEFAULT_IDLE_SECONDS = 60.0
+# Words of this many items are embedded in one call per space.
+CHUNK = 16
 
 
 @dataclass
@@ -94,67 +104,78 @@ def mark_waiting(item_ids: list[int] | None = None, *, missing_only: bool = True
 # ------------------------------------------------------------------------------------------------ reading
 
 
+def limits() -> Limits:
+    return Limits(max_memory=int(getattr(settings, "SEARCH_EXTRACT_MAX_MEMORY", DEFAULT_MAX_MEMORY)),
+                  cpu_seconds=float(getattr(settings, "SEARCH_EXTRACT_CPU_SECONDS", DEFAULT_CPU_SECONDS)),
+                  idle_seconds=float(getattr(settings, "SEARCH_EXTRACT_IDLE_SECONDS", DEFAULT_IDLE_SECONDS)))
+
+
+_reader: Reader | None = None
+_reader_lock = threading.Lock()
+
+
+@contextmanager
+def reading():
+    """This process's reading child, for one caller at a time (a new one when the limits changed)."""
+    global _reader
+    with _reader_lock:
+        wanted_limits = limits()
+        if _reader is not None and _reader.limits != wanted_limits:
+            _reader.close()
+            _reader = None
+        if _reader is None:
+            _reader = Reader(wanted_limits)
+        try:
+            yield _reader
+        except BaseException:
+            _reader.close()  # items it was sent are not answered now: a new child starts clean
+            raise
+
+
 def read(item: Item) -> Extracted:
     """The words in a stored item; raises ExtractionFailed (or MediaRejected) when its content cannot be read."""
+    with reading() as reader:
+        header, blobs, wall = request(item)
+        return extracted(header, reader.read(header, blobs, wall_seconds=wall))
+
+
+def request(item: Item) -> tuple[dict, list[bytes], float]:
+    """What the reading child is sent for `item`: a header, its files and the seconds it may take on a clock.
+
+    A scan's page pictures are taken out here, by the PDF reader's child under its own limits."""
     try:
         with default_storage.open(item.media.name, "rb") as handle:
             data = handle.read()
     except (OSError, ValueError) as exc:
         raise ExtractionFailed(f"cannot open the stored file ({exc})") from exc
+    cpu = float(getattr(settings, "SEARCH_EXTRACT_CPU_SECONDS", DEFAULT_CPU_SECONDS))
     if item.modality == Modality.IMAGE:
-        return read_picture(data, item.mime_type)
+        header = {"kind": PICTURE, "mime": item.mime_type, "max_pixels": settings.SEARCH_MAX_IMAGE_PIXELS,
+                  "max_side": settings.SEARCH_EXTRACT_MAX_SIDE, "cpu_seconds": cpu}
+        return header, [data], _wall(cpu)
     if item.modality == Modality.AUDIO:
-        return read_speech(data, item.mime_type)
-    return read_scan(data)
+        audio_limits = media_audio.AudioLimits.from_settings()
+        header = {"kind": SPEECH, "mime": item.mime_type, "audio": asdict(audio_limits),
+                  "language": settings.SEARCH_SPEECH_LANGUAGE, "cpu_seconds": cpu,
+                  "cpu_per_second": float(getattr(settings, "SEARCH_EXTRACT_CPU_PER_AUDIO_SECOND",
+                                                  DEFAULT_CPU_PER_AUDIO_SECOND))}
+        return header, [data], _wall(cpu + header["cpu_per_second"] * audio_limits.seconds)
+    pages = documents.scanned_pages(data, max_pages=settings.SEARCH_EXTRACT_MAX_PAGES,
+                                    max_side=settings.SEARCH_EXTRACT_MAX_SIDE)
+    cpu *= max(1, len(pages))
+    return {"kind": PAGES, "cpu_seconds": cpu}, [png or b"" for png in pages], _wall(cpu)
 
 
-def read_picture(data: bytes, mime: str) -> Extracted:
-    from encoders.ocr import lines_text, ocr_image
-
-    decoded = decode_image(data, mime, max_pixels=settings.SEARCH_MAX_IMAGE_PIXELS, min_side=READ_SIDE)
-    image = decoded.image
-    image.thumbnail((settings.SEARCH_EXTRACT_MAX_SIDE, settings.SEARCH_EXTRACT_MAX_SIDE))
-    lines = ocr_image(image)
-    return Extracted(lines_text(lines), {"source": PICTURE, "size": list(image.size),
-                                         "lines": [_line(line) for line in lines]})
+def _wall(cpu_seconds: float) -> float:
+    """Wall-clock seconds for what may take `cpu_seconds` of CPU: twice as long, on a machine shared with others."""
+    return 2 * cpu_seconds + 10
 
 
-def read_scan(data: bytes) -> Extracted:
-    from encoders.ocr import lines_text, ocr_page
-
-    side = settings.SEARCH_EXTRACT_MAX_SIDE
-    pictures = documents.scanned_pages(data, max_pages=settings.SEARCH_EXTRACT_MAX_PAGES, max_side=side)
-    texts, lines, sizes = [], [], []
-    for number, png in enumerate(pictures, start=1):
-        if png is None:
-            texts.append("")
-            sizes.append(None)
-            continue
-        with Image.open(io.BytesIO(png)) as page:
-            page.load()
-            found = ocr_page(page)
-            sizes.append(list(page.size))
-        texts.append(lines_text(found))
-        lines.extend({**_line(line), "page": number} for line in found)
-    text, offsets = documents.join_pages(texts)
-    return Extracted(text, {"source": PICTURE, "pages": offsets, "sizes": sizes, "lines": lines})
-
-
-def read_speech(data: bytes, mime: str) -> Extracted:
-    from encoders.speech import transcribe
-
-    sound = media_audio.decode(data, mime, media_audio.AudioLimits.from_settings())
-    transcript = transcribe(sound.waveform, sound.rate, language=settings.SEARCH_SPEECH_LANGUAGE)
-    words = [{"text": w.text, "start": w.start, "end": w.end, "confidence": w.confidence} for w in transcript.words]
-    return Extracted(" ".join(w["text"] for w in words), {
-        "source": SPEECH, "words": words, "speech_seconds": transcript.speech_seconds,
-        "utterances": [[u.start, u.end] for u in transcript.utterances if u.words],
-    })
-
-
-def _line(line) -> dict:
-    return {"text": line.text, "box": [[round(x, 1), round(y, 1)] for x, y in line.box],
-            "confidence": line.confidence}
+def extracted(header: dict, result: dict) -> Extracted:
+    if header["kind"] != PAGES:
+        return Extracted(result["text"], result["detail"])
+    text, offsets = documents.join_pages(result["texts"])
+    return Extracted(text, {"source": PICTURE, "pages": offsets, "sizes": result["sizes"], "lines": result["lines"]})
 
 
 # ------------------------------------------------------------------------------------------------ storing
@@ -177,15 +198,34 @@ def reading_spaces(item: Item) -> list[tuple[EmbeddingSpace, object]]:
 
 def embed_words(item: Item, text: str) -> dict[int, Vectors]:
     """The vectors of the words read from `item` in each of its reading spaces (none for no words)."""
-    vectors: dict[int, Vectors] = {}
-    if not text.strip():
-        return vectors
-    for space, encoder in reading_spaces(item):
-        [result] = encode_batch(encoder, Modality.TEXT, [text])
-        if isinstance(result, Exception):
-            raise ExtractionFailed(f"{space.name}: {result}")
-        vectors[space.pk] = result
+    [vectors] = embed_many([(item, text)])
+    if isinstance(vectors, Exception):
+        raise vectors
     return vectors
+
+
+def embed_many(texts: list[tuple[Item, str]]) -> list[dict[int, Vectors] | ExtractionFailed]:
+    """`embed_words` for many items: one encoding call per space for all of their words."""
+    out: list[dict[int, Vectors] | ExtractionFailed] = [{} for _ in texts]
+    by_modality: dict[str, list] = {}
+    wanted: dict[str, tuple[EmbeddingSpace, object, list[int]]] = {}
+    for index, (item, text) in enumerate(texts):
+        if not text.strip():
+            continue
+        if item.modality not in by_modality:
+            by_modality[item.modality] = reading_spaces(item)
+        for space, encoder in by_modality[item.modality]:
+            wanted.setdefault(space.name, (space, encoder, []))[2].append(index)
+    for space, encoder, indexes in wanted.values():
+        results = encode_batch(encoder, Modality.TEXT, [texts[index][1] for index in indexes])
+        for index, result in zip(indexes, results, strict=True):
+            if isinstance(out[index], Exception):
+                continue
+            if isinstance(result, Exception):
+                out[index] = ExtractionFailed(f"{space.name}: {result}")
+            else:
+                out[index][space.pk] = result
+    return out
 
 
 def store(item: Item, extracted: Extracted, vectors: dict[int, Vectors]) -> bool:
@@ -254,10 +294,76 @@ def extract_item(item_id: int) -> bool | None:
     except WeightsNotFound:
         raise
     except (ExtractionFailed, MediaRejected, EncoderError) as exc:
-        reason = str(exc) or type(exc).__name__
-        logger.warning("extraction of item %s failed: %s", item_id, reason)
-        Item.objects.filter(pk=item_id, extraction_status=ExtractionStatus.PENDING).update(
-            extraction_status=ExtractionStatus.FAILED, extraction_error=reason[:2000], updated_at=timezone.now())
+        _fail(item_id, exc)
         return False
     stored = store(item, extracted, vectors)
     return True if stored else None
+
+
+def _fail(item_id: int, exc: Exception) -> None:
+    reason = str(exc) or type(exc).__name__
+    logger.warning("extraction of item %s failed: %s", item_id, reason)
+    Item.objects.filter(pk=item_id, extraction_status=ExtractionStatus.PENDING).update(
+        extraction_status=ExtractionStatus.FAILED, extraction_error=reason[:2000], updated_at=timezone.now())
+
+
+def extract_items(item_ids: Iterable[int], *, on_item: Callable[[int, bool | None], None] | None = None
+                  ) -> dict[bool | None, int]:
+    """`extract_item` for many items, as one batch: one reading child reads them in order, the next item is sent to
+    it before the one before is stored, and the words of up to CHUNK items are embedded in one call per space.
+    `on_item(item_id, outcome)` is called as each is done; returns how many had each outcome. Errors of anything
+    but an item's content are raised (the items stored until then stay stored)."""
+    counts: dict[bool | None, int] = {True: 0, False: 0, None: 0}
+
+    def done(item_id: int, outcome: bool | None) -> None:
+        counts[outcome] += 1
+        if on_item is not None:
+            on_item(item_id, outcome)
+
+    waiting = iter(item_ids)
+    sent: deque[tuple[Item, dict]] = deque()
+    chunk: list[tuple[Item, Extracted]] = []
+    with reading() as reader:
+
+        def send_next() -> None:
+            for item_id in waiting:
+                item = Item.objects.filter(pk=item_id, extraction_status=ExtractionStatus.PENDING).first()
+                if item is None:
+                    done(item_id, None)
+                    continue
+                try:
+                    header, blobs, wall = request(item)
+                except (ExtractionFailed, MediaRejected) as exc:
+                    _fail(item_id, exc)
+                    done(item_id, False)
+                    continue
+                reader.send(header, blobs, wall_seconds=wall)
+                sent.append((item, header))
+                return
+
+        send_next()
+        while sent:
+            item, header = sent.popleft()
+            try:
+                words = extracted(header, reader.receive())
+            except ExtractionFailed as exc:
+                words = exc
+            send_next()  # the child reads it while this one is embedded and stored
+            if isinstance(words, Exception):
+                _fail(item.pk, words)
+                done(item.pk, False)
+            else:
+                chunk.append((item, words))
+            if len(chunk) >= CHUNK or (chunk and not sent):
+                _store_chunk(chunk, done)
+                chunk = []
+    return counts
+
+
+def _store_chunk(chunk: list[tuple[Item, Extracted]], done: Callable[[int, bool | None], None]) -> None:
+    for (item, words), vectors in zip(chunk, embed_many([(item, words.text) for item, words in chunk]), strict=True):
+        if isinstance(vectors, Exception):
+            _fail(item.pk, vectors)
+            done(item.pk, False)
+            continue
+        done(item.pk, True if store(item, words, vectors) else None)
