@@ -1,8 +1,10 @@
 """A k-NN over the shards: each shard's nearest rows, found there by its own index with the filters applied there,
 merged on the coordinator.
 
-One arm per shard server, over the rows of the buckets it owns (layout.vectors_table), not one per bucket
-partition: each server has one graph over all its rows, and a bucket being moved is owned by one server at a time.
+One arm per shard server (layout.vectors_table), not one per bucket partition: each server has one graph over all
+its rows. Each arm asks only for the buckets the coordinator's `search_shard_bucket` gives that server, read in the
+same statement (an InitPlan whose array postgres_fdw sends as a parameter): a bucket being moved has rows on two
+servers, and is searched on one of them.
 `ORDER BY distance LIMIT k` on a partitioned table plans as a Merge Append of foreign scans that ship the ORDER BY
 but not the LIMIT and read the shards one after another. A UNION ALL of one `(... ORDER BY distance LIMIT k)` per
 partition in a MATERIALIZED common table expression plans as an Append of async foreign scans, each with its LIMIT
@@ -41,8 +43,10 @@ def nearest_sql(space: EmbeddingSpace, query: str, where: str, params: list, *, 
     arms, arm_params = [], []
     for number in layout.servers():
         arms.append(f"(SELECT e.item_id, {distance} AS distance FROM {layout.vectors_table(number)} e"
-                    f" WHERE e.space_id = %s AND {vectors} AND {where} ORDER BY {order} LIMIT %s)")
-        arm_params += [int(space.pk), *params, int(limit)]
+                    f" WHERE e.space_id = %s AND {vectors} AND {where}"
+                    f" AND e.bucket = ANY(ARRAY(SELECT bucket FROM search_shard_bucket WHERE server = %s))"
+                    f" ORDER BY {order} LIMIT %s)")
+        arm_params += [int(space.pk), *params, int(number), int(limit)]
     # The arms in a MATERIALIZED CTE of their own: an ORDER BY right over the UNION ALL plans as a Merge Append, which
     # runs no foreign scan asynchronously (measured: one shard after another). The outer ORDER BY ... LIMIT keeps
     # the scan what it is on one server, the best `limit` rows.

@@ -9,10 +9,11 @@ deletes). What the coordinator keeps: the items, the spaces, the jobs, the rest 
 On each shard: one real `search_embedding` holding the vectors of every bucket the shard owns, with the item columns
 filters read (search.engine.requests.Filters.sql) copied beside each vector, so a filtered k-NN runs on the shard
 alone, each space's partial HNSW index (search.storage.spaces.index_sql, unchanged: the table has the same name),
-the model's own indexes and constraints (an item's rows are on one shard, so its unique constraints hold there), a
-view per bucket (`search_embedding_b<n>`: what a coordinator's partition reads and writes) and the view searches read,
-`search_embedding_owned`: the rows of the buckets the shard owns now (`search_shard_owned`), so a bucket that is being
-moved (search.storage.shards.move) is searched on exactly one shard.
+the model's own indexes and constraints (an item's rows are on one shard, so its unique constraints hold there), and
+a view per bucket (`search_embedding_b<n>`: what a coordinator's partition reads and writes). Each row carries its
+bucket: while a bucket is being moved (search.storage.shards.move) its rows are on two shards, and a search asks each
+shard only for the buckets the coordinator's `search_shard_bucket` gives it, changed with the partition in one
+transaction.
 
 Buckets, not one partition per server: adding a server moves whole buckets to it (a fraction of the items, in
 batches, searches answering throughout) without changing the hash; a new modulus would move nearly every item.
@@ -20,8 +21,8 @@ BUCKETS (64) is therefore the most servers a deployment can grow to.
 
 On the coordinator: one foreign server per shard (postgres_fdw opens one connection per server, and scans through one
 connection run in turn, so shards on one server would not run concurrently), a user mapping, and three plain foreign
-tables per server: `search_shard_<n>_vectors` (the owned view: what a search's fan-out reads, search.storage.shards.
-fanout), `search_shard_<n>_rows` (the whole table: what a move copies into and cleans) and `search_shard_<n>_owned`.
+tables per server: `search_shard_<n>_vectors` (what a search's fan-out reads, search.storage.shards.fanout) and
+`search_shard_<n>_rows` (what a move copies into and cleans), both the shard's whole table.
 A BEFORE INSERT trigger on each bucket partition fills the bucket and the item's filter columns (and refuses a vector
 of an item that does not exist: the foreign key a partitioned table of foreign tables cannot have); a trigger on
 `search_item` copies a change of those columns, and a deleted item's vectors go with it.
@@ -84,10 +85,6 @@ def vectors_table(number: int) -> str:
 
 def rows_table(number: int) -> str:
     return f"search_shard_{number}_rows"
-
-
-def owned_table(number: int) -> str:
-    return f"search_shard_{number}_owned"
 
 
 def bucket_name(bucket: int) -> str:
@@ -166,14 +163,11 @@ def ensure_shard(entry: dict) -> None:
                 shard.execute(sql)
             except psycopg.errors.DuplicateObject:
                 pass  # a CHECK constraint made by an earlier migrate
-        shard.execute("CREATE TABLE IF NOT EXISTS search_shard_owned (bucket smallint PRIMARY KEY)")
         # A bucket's view exposes the row's ctid: postgres_fdw updates and deletes row by row by ctid when it cannot
         # ship the statement whole (a bucket whose partition has a move's trigger), and a view has none of its own.
         for bucket in range(BUCKETS):
             shard.execute(f"CREATE OR REPLACE VIEW {bucket_name(bucket)} AS"
                           f" SELECT e.ctid AS ctid, e.* FROM {TABLE} e WHERE e.bucket = {bucket}")
-        shard.execute(f"CREATE OR REPLACE VIEW {TABLE}_owned AS SELECT e.* FROM {TABLE} e"
-                      f" WHERE e.bucket = ANY(ARRAY(SELECT bucket FROM search_shard_owned))")
         for space in EmbeddingSpace.objects.all():
             shard.execute(spaces.index_sql(space))
 
@@ -208,7 +202,7 @@ def bucket_servers(cursor) -> dict[int, int]:
 
 
 def register_server(cursor, number: int, entry: dict) -> None:
-    """The foreign server of shard `number`, its user mapping and its three plain foreign tables (idempotent; the
+    """The foreign server of shard `number`, its user mapping and its two plain foreign tables (idempotent; the
     URL and the ef_search setting may have changed since the last migrate)."""
     name, options = server_name(number), shard_options(entry)
     cursor.execute("SELECT 1 FROM pg_foreign_server WHERE srvname = %s", [name])
@@ -220,12 +214,10 @@ def register_server(cursor, number: int, entry: dict) -> None:
     cursor.execute(f"DROP USER MAPPING IF EXISTS FOR CURRENT_USER SERVER {name}")
     cursor.execute(f"CREATE USER MAPPING FOR CURRENT_USER SERVER {name}"
                    + (f" OPTIONS ({_options_sql(login)})" if login else ""))
-    for table, remote, columns in ((vectors_table(number), f"{TABLE}_owned", columns_sql()),
-                                   (rows_table(number), TABLE, columns_sql()),
-                                   (owned_table(number), "search_shard_owned", "bucket smallint NOT NULL")):
+    for table in (vectors_table(number), rows_table(number)):
         cursor.execute(f"DROP FOREIGN TABLE IF EXISTS {table}")
-        cursor.execute(f"CREATE FOREIGN TABLE {table} ({columns}) SERVER {name}"
-                       f" OPTIONS (table_name {_literal(remote)})")
+        cursor.execute(f"CREATE FOREIGN TABLE {table} ({columns_sql()}) SERVER {name}"
+                       f" OPTIONS (table_name {_literal(TABLE)})")
 
 
 def attach_bucket(cursor, bucket: int, number: int) -> None:
@@ -235,6 +227,8 @@ def attach_bucket(cursor, bucket: int, number: int) -> None:
                    f" OPTIONS (table_name {_literal(bucket_name(bucket))})")
     cursor.execute(f"CREATE TRIGGER search_shard_fill BEFORE INSERT ON {bucket_name(bucket)}"
                    f" FOR EACH ROW EXECUTE FUNCTION search_shard_fill({bucket})")
+    cursor.execute("INSERT INTO search_shard_bucket VALUES (%s, %s) ON CONFLICT (bucket) DO UPDATE"
+                   " SET server = EXCLUDED.server", [bucket, number])
 
 
 FUNCTIONS_SQL = f"""
@@ -278,9 +272,11 @@ CREATE OR REPLACE TRIGGER search_shard_item_deleted AFTER DELETE ON search_item
     FOR EACH ROW EXECUTE FUNCTION search_shard_item_deleted();
 """
 
-# What a move (search.storage.shards.move) keeps on the coordinator: its plan, one row per bucket moved, and the ids
-# of the rows written to a bucket while it is being copied.
+# Which server answers searches for each bucket (search.storage.shards.fanout reads it in the search's statement),
+# and what a move (search.storage.shards.move) keeps: its plan, one row per bucket moved, and the ids of the rows
+# written to a bucket while it is being copied.
 MOVE_TABLES_SQL = """
+CREATE TABLE IF NOT EXISTS search_shard_bucket (bucket smallint PRIMARY KEY, server integer NOT NULL);
 CREATE TABLE IF NOT EXISTS search_shard_move (
     bucket smallint PRIMARY KEY, source integer NOT NULL, target integer NOT NULL,
     watermark bigint NOT NULL DEFAULT 0, phase text NOT NULL DEFAULT 'copy');
@@ -311,7 +307,6 @@ def convert(cursor, numbers: list[int]) -> int:
     for bucket in range(BUCKETS):
         number = numbers[bucket % len(numbers)]
         attach_bucket(cursor, bucket, number)
-        cursor.execute(f"INSERT INTO {owned_table(number)} VALUES (%s) ON CONFLICT DO NOTHING", [bucket])
     names = ", ".join(model_column_names())
     cursor.execute(f"INSERT INTO {TABLE} ({names}) SELECT {names} FROM {old}")
     moved = cursor.rowcount
@@ -349,6 +344,10 @@ def ensure_coordinator() -> int:
         moved = 0
         if not is_sharded(cursor):
             moved = convert(cursor, list(range(1, len(entries) + 1)))
+        # The partitions are the truth; the search's map of them is made to agree (a swap changes both at once).
+        for bucket, number in bucket_servers(cursor).items():
+            cursor.execute("INSERT INTO search_shard_bucket VALUES (%s, %s) ON CONFLICT (bucket) DO UPDATE"
+                           " SET server = EXCLUDED.server", [bucket, number])
         cursor.execute(ITEM_TRIGGERS_SQL)
     return moved
 

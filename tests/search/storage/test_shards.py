@@ -39,16 +39,22 @@ def _held(url: str) -> set[int]:
         return {row[0] for row in shard.execute("SELECT item_id FROM search_embedding")}
 
 
-def test_three_shards(cluster, tmp_path):
-    (_, coordinator), *shards = cluster
+def shard_env(coordinator: str, shards: list[str], tmp_path) -> dict:
+    """The environment of a Django process whose database is the coordinator and whose shards are `shards`."""
     env = {k: v for k, v in os.environ.items() if k != "DJANGO_ALLOW_ASYNC_UNSAFE"}
     env.update({
         "DATABASE_URL": shard_cluster.django_url(coordinator),
-        "DATABASE_SHARD_URLS": ",".join(shard_cluster.django_url(url) for _, url in shards),
+        "DATABASE_SHARD_URLS": ",".join(shard_cluster.django_url(url) for url in shards),
         "SEARCH_SPACES_JSON": json.dumps({"fake": {"ENCODER": "encoders.fake.FakeSpace", "OPTIONS": {"dim": 32}}}),
         "SEARCH_VAR_DIR": str(tmp_path / "var"), "DJANGO_MEDIA_ROOT": str(tmp_path / "media"),
         "DJANGO_ALLOWED_HOSTS": "testserver", "SEARCH_EXTRACT_OCR": "0", "SEARCH_EXTRACT_SPEECH": "0",
     })
+    return env
+
+
+def test_three_shards(cluster, tmp_path):
+    (_, coordinator), *shards = cluster
+    env = shard_env(coordinator, [url for _, url in shards], tmp_path)
     _run(env, "manage.py", "migrate", "-v", "0")
     assert _run(env, "-m", "tests.search.storage.shard_scenario", "store", str(ITEMS))["stored"] == ITEMS
     # Again, as after a load: idempotent, and it samples the shards' row counts for the planner.
