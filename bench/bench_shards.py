@@ -30,6 +30,7 @@ ROOT = Path(__file__).resolve().parent.parent
 K = 10
 EF = 100
 SHARDS = 3
+BUCKETS = 64  # as search/storage/shards/layout.py: each row's bucket, each server searched for its buckets only
 
 
 def start(folder: Path):
@@ -47,10 +48,11 @@ def load(url: str, dim: int, ids: np.ndarray, vectors: np.ndarray, rare: np.ndar
     """The table and its HNSW index; seconds the index build took."""
     with psycopg.connect(url, autocommit=True) as db:
         db.execute("CREATE EXTENSION IF NOT EXISTS vector")
-        db.execute(f"CREATE TABLE v (id bigint PRIMARY KEY, rare boolean NOT NULL, vector halfvec({dim}) NOT NULL)")
-        with db.cursor().copy("COPY v (id, rare, vector) FROM STDIN") as copy:
+        db.execute(f"CREATE TABLE v (id bigint PRIMARY KEY, rare boolean NOT NULL, bucket smallint NOT NULL,"
+                   f" vector halfvec({dim}) NOT NULL)")
+        with db.cursor().copy("COPY v (id, rare, bucket, vector) FROM STDIN") as copy:
             for i, flag, vector in zip(ids.tolist(), rare.tolist(), vectors, strict=True):
-                copy.write_row((i, flag, literal(vector)))
+                copy.write_row((i, flag, i % BUCKETS, literal(vector)))
         db.execute("SET maintenance_work_mem = '512MB'")
         started = time.perf_counter()
         db.execute("CREATE INDEX ON v USING hnsw (vector halfvec_cosine_ops) WITH (m = 16, ef_construction = 64)")
@@ -94,7 +96,7 @@ def main() -> None:
     report["single_build"] = load(single, dim, ids, base, rare)
     report["single_wall"] = time.perf_counter() - started
     started = time.perf_counter()
-    owner = ids % SHARDS
+    owner = (ids % BUCKETS) % SHARDS
     with concurrent.futures.ThreadPoolExecutor(SHARDS) as pool:
         builds = list(pool.map(lambda s: load(shards[s][1], dim, ids[owner == s], base[owner == s], rare[owner == s]),
                                range(SHARDS)))
@@ -103,19 +105,23 @@ def main() -> None:
 
     with psycopg.connect(coordinator, autocommit=True) as db:
         db.execute("CREATE EXTENSION vector; CREATE EXTENSION postgres_fdw")
+        db.execute("CREATE TABLE bucket (bucket smallint PRIMARY KEY, server integer NOT NULL, moving boolean)")
+        db.execute(f"INSERT INTO bucket SELECT b, b % {SHARDS}, false FROM generate_series(0, {BUCKETS - 1}) b")
         for s, (server, _) in enumerate(shards):
             host = server.get_postmaster_info().socket_dir
             db.execute(f"CREATE SERVER shard{s} FOREIGN DATA WRAPPER postgres_fdw OPTIONS (host '{host}',"
                        f" dbname 'postgres', extensions 'vector', async_capable 'true',"
                        f" options '-c hnsw.ef_search={EF} -c hnsw.iterative_scan=relaxed_order')")
             db.execute(f"CREATE USER MAPPING FOR CURRENT_USER SERVER shard{s} OPTIONS (user 'postgres')")
-            db.execute(f"CREATE FOREIGN TABLE v{s} (id bigint, rare boolean, vector halfvec({dim}))"
+            db.execute(f"CREATE FOREIGN TABLE v{s} (id bigint, rare boolean, bucket smallint, vector halfvec({dim}))"
                        f" SERVER shard{s} OPTIONS (table_name 'v')")
             db.execute(f"ANALYZE v{s}")
 
         def fanout(where: str) -> str:
             arms = " UNION ALL ".join(
-                f"(SELECT id, vector <=> (SELECT q FROM query) AS d FROM v{s} WHERE {where} ORDER BY d LIMIT {K})"
+                f"(SELECT id, vector <=> (SELECT q FROM query) AS d FROM v{s} WHERE {where}"
+                f" AND NOT bucket = ANY(ARRAY(SELECT bucket FROM bucket WHERE moving AND server <> {s}))"
+                f" ORDER BY d LIMIT {K})"
                 for s in range(SHARDS))
             return (f"WITH query AS (SELECT %s::halfvec({dim}) AS q), s AS MATERIALIZED (WITH arms AS MATERIALIZED"
                     f" ({arms}) SELECT id, d FROM arms ORDER BY d LIMIT {K}) SELECT id FROM s ORDER BY d")

@@ -2,9 +2,10 @@
 merged on the coordinator.
 
 One arm per shard server (layout.vectors_table), not one per bucket partition: each server has one graph over all
-its rows. Each arm asks only for the buckets the coordinator's `search_shard_bucket` gives that server, read in the
-same statement (an InitPlan whose array postgres_fdw sends as a parameter): a bucket being moved has rows on two
-servers, and is searched on one of them.
+its rows. A bucket being moved (search.storage.shards.move) has rows on two servers: each arm leaves out the buckets
+under a move that the coordinator's `search_shard_bucket` gives another server, read in the same statement (an
+InitPlan whose array postgres_fdw sends as a parameter). Left out, not asked for: with no move under way the array is
+empty, so the shard's planner sees a condition every row passes.
 `ORDER BY distance LIMIT k` on a partitioned table plans as a Merge Append of foreign scans that ship the ORDER BY
 but not the LIMIT and read the shards one after another. A UNION ALL of one `(... ORDER BY distance LIMIT k)` per
 partition in a MATERIALIZED common table expression plans as an Append of async foreign scans, each with its LIMIT
@@ -44,7 +45,8 @@ def nearest_sql(space: EmbeddingSpace, query: str, where: str, params: list, *, 
     for number in layout.servers():
         arms.append(f"(SELECT e.item_id, {distance} AS distance FROM {layout.vectors_table(number)} e"
                     f" WHERE e.space_id = %s AND {vectors} AND {where}"
-                    f" AND e.bucket = ANY(ARRAY(SELECT bucket FROM search_shard_bucket WHERE server = %s))"
+                    f" AND NOT e.bucket = ANY(ARRAY(SELECT m.bucket FROM search_shard_move m"
+                    f" JOIN search_shard_bucket b ON b.bucket = m.bucket WHERE m.phase <> 'done' AND b.server <> %s))"
                     f" ORDER BY {order} LIMIT %s)")
         arm_params += [int(space.pk), *params, int(number), int(limit)]
     # The arms in a MATERIALIZED CTE of their own: an ORDER BY right over the UNION ALL plans as a Merge Append, which
