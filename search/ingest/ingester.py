@@ -14,7 +14,7 @@ import logging
 import multiprocessing
 from collections import defaultdict, deque
 from collections.abc import Callable, Iterable, Sequence
-from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -23,11 +23,13 @@ from django.core.files.base import ContentFile, File
 from django.core.files.storage import default_storage
 from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
+from PIL import Image
 
 from search.ingest import decode_pool, extraction
 from search.ingest.item_vectors import Vectors, encode_batch, write_vectors
 from search.ingest.prepare import PreparedMedia, clean_text, prepare_media, text_sha256
 from search.media import EmptyContent, MediaRejected, UnreadableFile, thumbnail_jpeg, waveform_png
+from search.media.media_formats import BY_MIME, sniff
 from search.models import EmbeddingSpace, EmbeddingStatus, ExtractionStatus, Item, media_path, preview_path
 from search.storage import media_store, spaces
 
@@ -99,6 +101,7 @@ class _Batch:
     jobs: dict[int, Future] = field(default_factory=dict)  # index -> its decode in a pool worker
     first_of: dict[str, int] = field(default_factory=dict)
     twins: dict[int, str] = field(default_factory=dict)  # a content repeated within the batch -> its sha
+    modalities: set[str] = field(default_factory=set)  # what its new contents are, told by their first bytes
 
 
 def clean_tags(tags: Iterable[str]) -> list[str]:
@@ -116,6 +119,41 @@ def _content_sha(source: IngestInput) -> str:
     if not source.load():
         raise EmptyContent("the file is empty (0 bytes)")
     return hashlib.sha256(source.data).hexdigest()
+
+
+def _modality(source: IngestInput) -> str:
+    """What an input will be embedded as, told by its first bytes (what decides is `prepare_media`): it says which
+    models to load while the input is decoded. A file that is no image or sound is a document: text."""
+    if source.is_text:
+        return "text"
+    head = source.data[:64] if source.data is not None else b""
+    if source.data is None:
+        try:
+            with open(source.path, "rb") as handle:
+                head = handle.read(64)
+        except OSError:
+            return "text"
+    mime = sniff(head)
+    return BY_MIME[mime].modality if mime else "text"
+
+
+def _load_encoders(modalities: set[str], *, warm: bool) -> list[tuple[str, object]]:
+    """The configured spaces that can embed any of `modalities`; `warm`: their models loaded now and run once
+    on a tiny input. Touches no database, so it may run in a thread while this process hashes and stores."""
+    loaded = []
+    for name in settings.SEARCH_SPACES:
+        encoder = spaces.get_encoder(name)
+        wanted = {m for m in modalities if encoder.can_embed(m)}
+        if not wanted:
+            continue
+        if warm:
+            encoder.identity  # noqa: B018 (what registering the space reads)
+            if "image" in wanted:
+                encoder.encode_images([Image.new("RGB", (32, 32), "gray")])
+            if "text" in wanted:
+                encoder.encode_texts(["warmup"])
+        loaded.append((name, encoder))
+    return loaded
 
 
 def _prepare(source: IngestInput, media: PreparedMedia | None = None, digest: str | None = None) -> _Pending:
@@ -179,16 +217,22 @@ class Ingester:
     `workers` > 0 (the bulk command): files are decoded and validated in that many worker
     processes while this process encodes and writes the previous batch. Outcomes keep the input
     order, at most two batches are in memory, and storing is unchanged (so is kill -9 safety).
+
+    A space's model is loaded when new content first needs it, and only the spaces that embed
+    that content's modality: a re-run over stored files loads no model, a folder of photos no
+    text-only model. With a pool, the models load in a thread of this process while the workers
+    decode the first batch (in a fresh `manage.py ingest` the imports alone take longer than
+    decoding a few dozen photos).
     """
 
     def __init__(self, batch_size: int | None = None, workers: int = 0):
         self.batch_size = batch_size or settings.SEARCH_INGEST_BATCH_SIZE
         self.workers = workers
         self._pool: ProcessPoolExecutor | None = None
-        self.targets: list[tuple[EmbeddingSpace, object]] = []
-        for name in settings.SEARCH_SPACES:
-            space = spaces.register(name)
-            self.targets.append((space, spaces.get_encoder(name)))
+        self.targets: list[tuple[EmbeddingSpace, object]] = []  # the spaces loaded so far, registered
+        self._asked: set[str] = set()  # modalities whose spaces are loaded, or loading
+        self._loader: ThreadPoolExecutor | None = None
+        self._loading: list[Future | set[str]] = []  # a load in the loader thread, or modalities to load here
 
     def __enter__(self):
         return self
@@ -200,6 +244,9 @@ class Ingester:
         if self._pool is not None:
             self._pool.shutdown(wait=True, cancel_futures=True)
             self._pool = None
+        if self._loader is not None:
+            self._loader.shutdown(wait=True)
+            self._loader = None
 
     def ingest(self, source: IngestInput) -> IngestOutcome:
         """Store one input; a rejected input raises MediaRejected and stores nothing."""
@@ -225,7 +272,6 @@ class Ingester:
                 if on_outcome:
                     on_outcome(outcome)
 
-        self._decoder_pool()
         try:
             for source in sources:
                 batch.append(source)
@@ -248,16 +294,16 @@ class Ingester:
     def _start_batch(self, sources: list[IngestInput], raise_rejections: bool) -> _Batch:
         batch = _Batch(sources)
         # Hash first, decode later: a re-run over already stored files costs a hash per file, not a decode.
-        pool = self._decoder_pool()
+        # Hashed here (a few ms for a photo's megabytes): a pool's workers are still starting when the first
+        # batch is hashed, and queue the next batch's hashes behind this one's decodes.
         shas: dict[int, str] = {}
         stamps: dict[int, tuple[int, int]] = {}
-        # Files named by path are hashed by the pool's workers, in parallel, from the file itself.
-        hashing = {index: pool.submit(decode_pool.digest_file, source.path) for index, source in enumerate(sources)
-                   if pool is not None and source.path and source.data is None}
+        use_pool = self.workers > 0
         for index, source in enumerate(sources):
             try:
-                if index in hashing:
-                    hashed = hashing[index].result()
+                if use_pool and source.path and source.data is None:
+                    # Streamed from the file, which a worker reads again to decode it if it is still the same.
+                    hashed = decode_pool.digest_file(source.path)
                     if isinstance(hashed, MediaRejected):
                         raise hashed
                     shas[index], stamps[index] = hashed
@@ -266,6 +312,12 @@ class Ingester:
             except MediaRejected as exc:
                 self._reject(batch, index, exc, raise_rejections)
         existing = Item.objects.in_bulk(set(shas.values()), field_name="sha256")
+        for index, sha in shas.items():
+            if sha not in existing and sha not in batch.first_of:
+                batch.modalities.add(_modality(sources[index]))
+        pool = self._decoder_pool() if use_pool and batch.modalities else None
+        if pool is not None:
+            self._load_spaces(batch.modalities)  # in a thread, while the workers start and decode
         for index, sha in shas.items():
             if sha in existing:
                 batch.results[index] = IngestOutcome(sources[index].source, "present", item=existing[sha])
@@ -289,6 +341,8 @@ class Ingester:
 
     def _finish_batch(self, batch: _Batch, raise_rejections: bool) -> list[IngestOutcome]:
         sources, results = batch.sources, batch.results
+        self._load_spaces(batch.modalities)
+        self._spaces_loaded()  # with a pool, while the workers decode this batch
         for index, job in sorted(batch.jobs.items()):
             decoded = job.result()
             try:
@@ -316,6 +370,31 @@ class Ingester:
             raise exc
         batch.results[index] = IngestOutcome(batch.sources[index].source, "failed", error=str(exc), code=exc.code)
 
+    def _load_spaces(self, modalities: set[str]) -> None:
+        """Start loading the spaces for `modalities` not asked for yet: in a thread when a pool decodes, else
+        when `_spaces_loaded` is called."""
+        new = modalities - self._asked
+        if not new:
+            return
+        self._asked |= new
+        if self.workers > 0:
+            if self._loader is None:
+                self._loader = ThreadPoolExecutor(1, thread_name_prefix="ingest-models")
+            self._loading.append(self._loader.submit(_load_encoders, new, warm=True))
+        else:
+            self._loading.append(new)  # no decoding to overlap: the first encode loads the models
+
+    def _spaces_loaded(self) -> None:
+        """Wait for the spaces asked for, and register the new ones (here: this thread holds the connection)."""
+        known = {space.name for space, _ in self.targets}
+        while self._loading:
+            loading = self._loading.pop(0)
+            loaded = _load_encoders(loading, warm=False) if isinstance(loading, set) else loading.result()
+            for name, encoder in loaded:
+                if name not in known:
+                    known.add(name)
+                    self.targets.append((spaces.register(name), encoder))
+
     def _decoder_pool(self) -> ProcessPoolExecutor | None:
         if self.workers <= 0:
             return None
@@ -337,6 +416,8 @@ class Ingester:
         for entry in entries:
             if entry.content is not None:  # a scan is embedded when its words have been read
                 by_modality[entry.item.modality].append(entry)
+        self._load_spaces(set(by_modality))  # a file its first bytes did not tell right
+        self._spaces_loaded()
         for space, encoder in self.targets:
             for modality, group in by_modality.items():
                 if not encoder.can_embed(modality):

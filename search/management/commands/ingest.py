@@ -1,3 +1,4 @@
+import math
 import os
 import sys
 import time
@@ -10,7 +11,10 @@ from search.ingest.ingester import Ingester, IngestOutcome, sweep_orphan_files
 from search.ingest.sources import SourceError, count_inputs, iter_inputs
 from search.jobs.submit import submit_extract_after_ingest
 
-POOL_FROM = 64  # inputs from which files are decoded in a pool of worker processes by default
+# Inputs per decode worker by default, up to one worker per CPU core. A worker starts in about half a second and
+# decodes while this process loads its models, which takes longer than that in a fresh process (importing torch
+# and the models' libraries): even a few files are decoded sooner in a pool than here.
+INPUTS_PER_WORKER = 16
 
 
 class Command(BaseCommand):
@@ -25,8 +29,9 @@ class Command(BaseCommand):
         parser.add_argument("--collection", default="", help="collection for items that do not name one")
         parser.add_argument("--tag", action="append", default=[], help="a tag for every item (repeatable)")
         parser.add_argument("--workers", type=int, default=None,
-                            help="processes that decode files while this one encodes and stores (default: one "
-                                 f"per CPU core for {POOL_FROM}+ inputs, else 0: decode in this process)")
+                            help="processes that decode files while this one loads its models, encodes and "
+                                 f"stores (default: one per {INPUTS_PER_WORKER} inputs, at most one per CPU core; "
+                                 "0: decode in this process)")
 
     def handle(self, *args, paths, batch_size, collection, tag, workers, verbosity, **options):
         if batch_size is not None and batch_size < 1:
@@ -43,8 +48,7 @@ class Command(BaseCommand):
 
         total = count_inputs(paths)
         if workers is None:
-            # Starting a worker costs about a second of imports: worth it for a library, not for a few files.
-            workers = (os.cpu_count() or 1) if total >= POOL_FROM else 0
+            workers = min(os.cpu_count() or 1, math.ceil(total / INPUTS_PER_WORKER))
         ingester = Ingester(batch_size=batch_size, workers=workers)
         counts: Counter[str] = Counter()
         failures: list[tuple[str, str]] = []

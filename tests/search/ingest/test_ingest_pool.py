@@ -103,3 +103,41 @@ def test_a_file_that_changes_between_hashing_and_decoding_is_refused(tmp_path, s
     settings.SEARCH_MAX_UPLOAD_BYTES = 10
     assert decode_pool.digest_file(str(path)).code == "too_large"
     assert decode_pool.digest_file(str(tmp_path)).code == "unreadable"  # a folder
+
+
+def stored_state():
+    """What a run leaves, by content: each item's fields, its vectors and the bytes of its files."""
+    from django.core.files.storage import default_storage
+
+    from search.models import Embedding
+
+    def read(name):
+        with default_storage.open(name) as handle:
+            return handle.read()
+
+    items = {}
+    for item in Item.objects.order_by("sha256"):
+        vectors = sorted((e.space.name, e.segment_start or -1.0, [float(x) for x in e.vector])
+                         for e in Embedding.objects.filter(item=item).select_related("space"))
+        items[item.sha256] = (item.modality, item.width, item.height, item.taken_at, item.metadata, item.text,
+                              item.embedding_status, vectors, read(item.media.name) if item.media else b"",
+                              read(item.preview.name) if item.preview else b"")
+    return items
+
+
+def test_the_items_vectors_and_thumbnails_are_the_same_whatever_the_pool_size(settings, tmp_path):
+    """Decoded here, by one worker or by two, while the models load in a thread: byte for byte the same."""
+    settings.SEARCH_MAX_AUDIO_SECONDS = 1
+    settings.SEARCH_EXTRACT_OCR = False
+    files = as_files(tmp_path)  # written once: a generated PDF holds the time it was made
+    runs = []
+    for workers in (0, 1, 2):
+        Item.objects.all().delete()
+        with Ingester(batch_size=4, workers=workers) as ingester:
+            outcomes = ingester.ingest_many(
+                IngestInput(path=f.path, source=f.source, filename=f.filename) if f.path
+                else IngestInput(text=f.text, source=f.source) for f in files)
+        runs.append((summary(outcomes), stored_state()))
+    assert runs[0][1] and any(len(state[7]) for state in runs[0][1].values())  # vectors were compared
+    assert runs[1] == runs[0]
+    assert runs[2] == runs[0]
