@@ -419,6 +419,15 @@ SEARCH_SPEECH_LANGUAGE = env_str("SEARCH_SPEECH_LANGUAGE", "en-us")
 # are read at this size, from the stored original).
 SEARCH_EXTRACT_MAX_PAGES = env_int("SEARCH_EXTRACT_MAX_PAGES", 50, minimum=1)
 SEARCH_EXTRACT_MAX_SIDE = env_int("SEARCH_EXTRACT_MAX_SIDE", 2000, minimum=256)
+# The reading child (search.ingest.extraction_worker): its address space, models included (with both readers
+# loaded it peaked at 1.7 GiB after a 4000x3000 photo, a scanned page and a memo); the CPU seconds one picture or
+# page may take (a picture takes ~0.3 s, a page ~1.5 s) and those a recording may take per second of sound on top
+# (the recogniser takes ~0.3); how long it waits for the next item before it exits and gives its memory back.
+# An item over a limit fails with the reason; the job goes on.
+SEARCH_EXTRACT_MAX_MEMORY = env_int("SEARCH_EXTRACT_MAX_MEMORY", 3 * 2**30, minimum=256 * 2**20)
+SEARCH_EXTRACT_CPU_SECONDS = env_float("SEARCH_EXTRACT_CPU_SECONDS", 60.0)
+SEARCH_EXTRACT_CPU_PER_AUDIO_SECOND = env_float("SEARCH_EXTRACT_CPU_PER_AUDIO_SECOND", 1.0)
+SEARCH_EXTRACT_IDLE_SECONDS = env_float("SEARCH_EXTRACT_IDLE_SECONDS", 60.0)
 # Requests may carry files up to the upload cap (plus form fields); Django's in-memory
 # threshold stays small so large uploads stream to a temporary file instead of RAM.
 # A JSON body must hold the longest text: 6 bytes a character as \u escapes (what json.dumps sends).

@@ -50,15 +50,6 @@ from search.storage import spaces
 logger = logging.getLogger(__name__)
 
 PDF = "application/pdf"
-# The reading child's limits (settings of the same names override them): its address space, models included (with
-# both readers loaded it peaked at 1.7 GiB after a 4000x3000 photo, a scanned page and a memo); the CPU seconds one
-# picture or one page may take (a picture takes ~0.3 s, a page ~1.5 s) and those a recording may take per second
-# of sound on top (the recogniser takes ~0.3); how long it waits for the next item before it exits and gives its
-# memory back.
-DEFAULT_MAX_MEMORY = 3 * 2**30
-DEFAULT_CPU_SECONDS = 60
-DEFAULT_CPU_PER_AUDIO_SECOND = 1.0
-DEFAULT_IDLE_SECONDS = 60.0
 # Words of this many items are embedded in one call per space.
 CHUNK = 16
 
@@ -105,9 +96,9 @@ def mark_waiting(item_ids: list[int] | None = None, *, missing_only: bool = True
 
 
 def limits() -> Limits:
-    return Limits(max_memory=int(getattr(settings, "SEARCH_EXTRACT_MAX_MEMORY", DEFAULT_MAX_MEMORY)),
-                  cpu_seconds=float(getattr(settings, "SEARCH_EXTRACT_CPU_SECONDS", DEFAULT_CPU_SECONDS)),
-                  idle_seconds=float(getattr(settings, "SEARCH_EXTRACT_IDLE_SECONDS", DEFAULT_IDLE_SECONDS)))
+    return Limits(max_memory=settings.SEARCH_EXTRACT_MAX_MEMORY,
+                  cpu_seconds=settings.SEARCH_EXTRACT_CPU_SECONDS,
+                  idle_seconds=settings.SEARCH_EXTRACT_IDLE_SECONDS)
 
 
 _reader: Reader | None = None
@@ -148,7 +139,7 @@ def request(item: Item) -> tuple[dict, list[bytes], float]:
             data = handle.read()
     except (OSError, ValueError) as exc:
         raise ExtractionFailed(f"cannot open the stored file ({exc})") from exc
-    cpu = float(getattr(settings, "SEARCH_EXTRACT_CPU_SECONDS", DEFAULT_CPU_SECONDS))
+    cpu = settings.SEARCH_EXTRACT_CPU_SECONDS
     if item.modality == Modality.IMAGE:
         header = {"kind": PICTURE, "mime": item.mime_type, "max_pixels": settings.SEARCH_MAX_IMAGE_PIXELS,
                   "max_side": settings.SEARCH_EXTRACT_MAX_SIDE, "cpu_seconds": cpu}
@@ -157,8 +148,7 @@ def request(item: Item) -> tuple[dict, list[bytes], float]:
         audio_limits = media_audio.AudioLimits.from_settings()
         header = {"kind": SPEECH, "mime": item.mime_type, "audio": asdict(audio_limits),
                   "language": settings.SEARCH_SPEECH_LANGUAGE, "cpu_seconds": cpu,
-                  "cpu_per_second": float(getattr(settings, "SEARCH_EXTRACT_CPU_PER_AUDIO_SECOND",
-                                                  DEFAULT_CPU_PER_AUDIO_SECOND))}
+                  "cpu_per_second": settings.SEARCH_EXTRACT_CPU_PER_AUDIO_SECOND}
         return header, [data], _wall(cpu + header["cpu_per_second"] * audio_limits.seconds)
     pages = documents.scanned_pages(data, max_pages=settings.SEARCH_EXTRACT_MAX_PAGES,
                                     max_side=settings.SEARCH_EXTRACT_MAX_SIDE)

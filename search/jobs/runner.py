@@ -175,12 +175,16 @@ def _run_extract(job: Job) -> None:
         waiting = waiting.filter(pk__in=job.params["items"])
     ids = list(waiting.order_by("id").values_list("pk", flat=True))
     Job.objects.filter(pk=job.pk).update(total=F("processed") + len(ids))
-    for item_id in ids:
-        _check(job.pk)
-        outcome = extraction.extract_item(item_id)
+    _check(job.pk)
+
+    def done(item_id: int, outcome: bool | None) -> None:
         Job.objects.filter(pk=job.pk).update(processed=F("processed") + 1,
                                              succeeded=F("succeeded") + int(outcome is not False),
                                              failed=F("failed") + int(outcome is False))
+        _check(job.pk)  # a cancelled job stops after the item in hand; what is stored stays
+
+    # One batch: the reading child reads the next item while this one is stored, and words are embedded together.
+    extraction.extract_items(ids, on_item=done)
     logger.info("job %s read the words of %d item(s)", job.pk, len(ids))
 
 

@@ -29,11 +29,8 @@ class Command(BaseCommand):
                 self.stdout.write(f"queued as job {job.pk}: see /api/jobs/{job.pk}/ or the admin's Jobs page")
             return
         ids = list(extraction.mark_waiting(item, missing_only=missing_only).values_list("pk", flat=True))
-        counts = {True: 0, False: 0, None: 0}
         with tqdm(total=len(ids), unit="item", file=sys.stderr, disable=verbosity == 0, desc="extract") as bar:
-            for item_id in ids:
-                counts[extraction.extract_item(item_id)] += 1
-                bar.update(1)
+            counts = extraction.extract_items(ids, on_item=lambda item_id, outcome: bar.update(1))
         if verbosity >= 1:
             self.stdout.write(f"{counts[True]} read, {counts[False]} failed, {counts[None]} skipped (gone or done "
                               "meanwhile)")

@@ -185,16 +185,16 @@ def test_an_image_only_pdf_is_stored_and_found_by_the_words_on_its_page(client):
 def test_the_job_retries_after_an_error_and_can_be_run_again(client, monkeypatch):
     item = upload(client, "sign.jpg", cases.sign_picture(["FRESH BREAD", "OPEN DAILY"], seed=1))
     job = extraction_job()
-    real_read = extraction.read
+    real_request = extraction.request  # what every reading path asks the storage and the child for
     calls = []
 
     def flaky(stored):
         calls.append(stored.pk)
         if len(calls) == 1:
             raise RuntimeError("the database went away")
-        return real_read(stored)
+        return real_request(stored)
 
-    monkeypatch.setattr(extraction, "read", flaky)
+    monkeypatch.setattr(extraction, "request", flaky)
     with pytest.raises(RuntimeError):
         runner.run(job.pk, final_attempt=False)
     job.refresh_from_db()
@@ -225,7 +225,8 @@ def test_a_failure_while_storing_leaves_the_item_as_it_was(client, monkeypatch):
     assert "PARKING" in before.extracted_text and vectors
 
     job = submit.submit_extract([item["id"]], missing_only=False)
-    monkeypatch.setattr(extraction, "read", lambda stored: extraction.Extracted("SOMETHING ELSE", {"lines": []}))
+    monkeypatch.setattr(extraction, "extracted",  # what the child read, on every reading path
+                        lambda header, answer: extraction.Extracted("SOMETHING ELSE", {"lines": []}))
 
     def broken(space, rows):
         raise OSError("disk full")
