@@ -69,7 +69,7 @@ class Command(BaseCommand):
                 raise move.StepLimit
 
         started = time.monotonic()
-        mover = move.Mover(batch=batch, settle=settle, step=step)
+        mover = move.Mover(batch=batch, settle=settle, step=step, entries=entries)
         try:
             moved = mover.run()
         except move.StepLimit:

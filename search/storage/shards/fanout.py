@@ -40,7 +40,12 @@ def nearest_sql(space: EmbeddingSpace, query: str, where: str, params: list, *, 
     # "+ 0" hides the ORDER BY from the index, as on one server: the shard scans exactly.
     order = f"{distance} + 0" if exact else distance
     vectors = "(e.segment_start IS NULL OR e.passage)" if with_passages else "e.segment_start IS NULL"
-    where = on_shard_row(where)
+    # The filters behind "OR (SELECT false)": the coordinator cannot fold the InitPlan's false, so it estimates the
+    # filters at half the rows or more; the shard gets false as a bound value, folds it away and plans on the filters
+    # themselves with its own statistics. Why: postgres_fdw ships the ORDER BY (and so the LIMIT) only when it
+    # estimates more rows than k; a filter it estimated under k (a rare tag, or correlated filters multiplied) was
+    # shipped without them, and the shard sent every matching row with its vector for an exact sort here.
+    where = f"({on_shard_row(where)} OR (SELECT false))"
     arms, arm_params = [], []
     for number in layout.servers():
         arms.append(f"(SELECT e.item_id, {distance} AS distance FROM {layout.vectors_table(number)} e"

@@ -364,14 +364,23 @@ def ensure() -> dict:
     return {"shards": len(settings.SEARCH_SHARDS), "moved": moved, "empty": waiting}
 
 
-def analyze() -> None:
-    """Row counts of the foreign tables searches read, sampled from the shards (autovacuum never analyzes a foreign
-    table). Without them postgres_fdw cannot tell that sending the LIMIT beats fetching every row, and ships the
-    ORDER BY alone: measured, a shard then streams its whole space in fetch_size batches. Run by every `migrate` and
-    `add_shard`; run `migrate` again after a load that grows the shards tenfold."""
+def analyze(entries: list[dict] | None = None) -> None:
+    """Statistics for both planners. On the coordinator, the row counts of the foreign tables searches read, sampled
+    from the shards (autovacuum never analyzes a foreign table): without them postgres_fdw cannot tell that sending
+    the LIMIT beats fetching every row, and ships the ORDER BY alone (measured: a shard then streams its whole space in
+    fetch_size batches). On each shard (`entries`, by default DATABASE_SHARD_URLS), its own table: rows arrive there
+    in bulk (a migrate's conversion, a move's copy), and until autovacuum gets to it the shard plans a filtered k-NN on
+    the empty table's estimates (one row), choosing between its HNSW index and an exact scan blind. Run by every
+    `migrate` and `add_shard`; run `migrate` again after a load that grows the shards tenfold."""
+    entries = list(settings.SEARCH_SHARDS if entries is None else entries)
     with connection.cursor() as cursor:
-        for number in registered_servers(cursor):
+        numbers = registered_servers(cursor)
+        for number in numbers:
             cursor.execute(f"ANALYZE {vectors_table(number)}")
+    for number in numbers:
+        if number <= len(entries):
+            with psycopg.connect(conninfo(entries[number - 1]), autocommit=True) as shard:
+                shard.execute(f"ANALYZE {TABLE}")
 
 
 _servers: tuple[float, list[int]] | None = None

@@ -74,8 +74,9 @@ class Mover:
     """Runs the plan's phases; `step` is called after each committed step (a progress line; the step limit)."""
 
     def __init__(self, *, batch: int = 5000, settle: float = layout.SERVERS_TTL + 1,
-                 step: Callable[[str], None] = lambda message: None):
-        self.batch, self.settle, self.step = batch, settle, step
+                 step: Callable[[str], None] = lambda message: None, entries: list[dict] | None = None):
+        # entries: every shard's DATABASES entry, the new one included (it may not be in DATABASE_SHARD_URLS yet).
+        self.batch, self.settle, self.step, self.entries = batch, settle, step, entries
         self.settled = False
 
     def run(self) -> int:
@@ -91,7 +92,7 @@ class Mover:
             if phase == "clean":
                 self.clean(bucket, source)
             done += 1
-        layout.analyze()
+        layout.analyze(self.entries)
         return done
 
     def copy(self, bucket: int, source: int, target: int, watermark: int) -> None:

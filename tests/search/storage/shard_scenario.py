@@ -73,6 +73,11 @@ def main() -> None:
             cursor.execute(f"EXPLAIN (VERBOSE, COSTS OFF) WITH q0 AS (SELECT %s::halfvec({space.dimension}) AS v),"
                            f" s AS MATERIALIZED ({sql}) SELECT * FROM s", [knn_literal(vector), *params])
             report["plan"] = "\n".join(row[0] for row in cursor.fetchall())
+        # What each shard runs: the statement postgres_fdw ships for each arm, planned on that shard (unfiltered,
+        # and under the 1 % filter).
+        report["shard_plans"] = {label: shard_plans(space, ranking_batch.VectorScan(space, vector, filters, limit=10))
+                                 for label, filters in (("all", Filters()), ("rare", Filters(tags=["rare"])))}
+        report["index_name"] = space.index_name
     elif step == "write":
         # Written while a move is under way: new items, and a changed filter column of an old one.
         count = int(sys.argv[2])
@@ -110,6 +115,44 @@ def main() -> None:
         report["status"] = response.status_code
         report["body"] = response.content.decode()[:500]
     print("REPORT " + json.dumps(report))
+
+
+def shard_plans(space, scan) -> list[dict]:
+    """Per shard: the remote SQL the coordinator's plan ships for `scan`'s arm, and that statement's plan on the
+    shard (PREPAREd with the values postgres_fdw binds: no bucket under a move, the InitPlan's false, the vector)."""
+    import re
+
+    import psycopg
+    from django.conf import settings
+    from django.db import connection
+
+    from search.storage.shards import layout
+
+    vector = knn_literal(scan.vector)
+    sql, params = scan.nearest_sql("(SELECT v FROM q0)")
+    with connection.cursor() as cursor:
+        cursor.execute(f"EXPLAIN (VERBOSE, COSTS OFF) WITH q0 AS (SELECT %s::halfvec({space.dimension}) AS v),"
+                       f" s AS MATERIALIZED ({sql}) SELECT * FROM s", [vector, *params])
+        plan = "\n".join(row[0] for row in cursor.fetchall())
+    shipped = re.findall(r"Foreign Scan on public\.search_shard_(\d+)_vectors.*?Remote SQL: ([^\n]+)", plan, re.S)
+    values = {"smallint[]": "{}", "boolean": "false"}
+    found = []
+    for number, remote in shipped:
+        kinds = dict(re.findall(r"\$(\d+)::([\w.]+(?:\(\d+\))?(?:\[\])?)", remote))
+        arguments = [values.get(kinds[str(n)], vector) for n in range(1, len(kinds) + 1)]
+        with psycopg.connect(layout.conninfo(settings.SEARCH_SHARDS[int(number) - 1]), autocommit=True) as shard:
+            shard.execute("SET plan_cache_mode = force_custom_plan")
+            shard.execute(f"PREPARE arm AS {remote}")
+            literals = ", ".join("'" + value.replace("'", "''") + "'" for value in arguments)  # typed by the PREPARE
+            explain = f"EXPLAIN (COSTS OFF) EXECUTE arm({literals})"
+            # The shard's own choice (a few hundred rows: an exact scan is cheaper, rightly), then with every other
+            # way to read the rows in order costed out: the HNSW index only if it can answer the statement (its
+            # partial predicate implied, its expression and operator the ORDER BY's).
+            chosen = "\n".join(row[0] for row in shard.execute(explain))
+            shard.execute("SET enable_seqscan = off; SET enable_sort = off")
+            forced = "\n".join(row[0] for row in shard.execute(explain))
+        found.append({"shard": int(number), "remote_sql": remote, "plan": chosen, "forced": forced})
+    return found
 
 
 def knn_literal(vector) -> str:

@@ -81,6 +81,17 @@ def test_three_shards(cluster, tmp_path):
     remote = [line for line in plan.splitlines() if "Remote SQL" in line]
     assert len(remote) == 3 and all("ORDER BY" in line and "LIMIT" in line for line in remote), plan
 
+    # Each shard's k-NN can run on its HNSW index, unfiltered and under the filter (then an iterative scan, the
+    # filter applied inside it): the statement each arm ships carries the ORDER BY and the LIMIT, whatever the
+    # coordinator estimates the filter to leave, and the shard's index answers it.
+    for label in ("all", "rare"):
+        arms = seen["shard_plans"][label]
+        assert sorted(arm["shard"] for arm in arms) == [1, 2, 3], arms
+        for arm in arms:
+            assert "ORDER BY" in arm["remote_sql"] and "LIMIT 10" in arm["remote_sql"], arm["remote_sql"]
+            assert f"Index Scan using {seen['index_name']} on search_embedding" in arm["forced"], arm["forced"]
+            assert ("tags @>" in arm["forced"]) == (label == "rare"), arm["forced"]
+
     shard_cluster.stop(cluster[2][0])
     answer = _run(env, "-m", "tests.search.storage.shard_scenario", "api")
     assert answer["status"] == 503
