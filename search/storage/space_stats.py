@@ -13,8 +13,9 @@ import numpy as np
 from django.conf import settings
 
 from search.models import EmbeddingSpace
-from search.storage import knn
+from search.storage import knn, shards
 from search.storage.replicas import read_connection as connection
+from search.storage.shards import fanout as shard_fanout
 
 
 @dataclass
@@ -33,20 +34,28 @@ def of(space: EmbeddingSpace) -> SpaceStats:
     if cached is not None and time.monotonic() - cached[0] < settings.SEARCH_CENTROID_TTL:
         return cached[1]
     column = knn.column_sql(space, "e")
+    if shards.configured():
+        sql, params = shard_fanout.space_stats_sql(space)  # each shard's part, computed there
+    else:
+        sql = ("SELECT i.modality, count(*) FILTER (WHERE e.segment_start IS NULL), count(*),"
+               f" (avg({column}) FILTER (WHERE e.segment_start IS NULL))::text"
+               " FROM search_embedding e JOIN search_item i ON i.id = e.item_id"
+               " WHERE e.space_id = %s AND (e.segment_start IS NULL OR e.passage) AND NOT i.hidden GROUP BY i.modality")
+        params = [int(space.pk)]
     with connection.cursor() as cursor:
-        cursor.execute(
-            "SELECT i.modality, count(*) FILTER (WHERE e.segment_start IS NULL), count(*),"
-            f" (avg({column}) FILTER (WHERE e.segment_start IS NULL))::text"
-            " FROM search_embedding e JOIN search_item i ON i.id = e.item_id"
-            " WHERE e.space_id = %s AND (e.segment_start IS NULL OR e.passage) AND NOT i.hidden GROUP BY i.modality",
-            [int(space.pk)],
-        )
+        cursor.execute(sql, params)
         rows = cursor.fetchall()
     stats = SpaceStats()
+    means: dict[str, list[tuple[int, np.ndarray]]] = {}
+    # One row per modality on one server; one per shard and modality with shards: the means weighted by their items.
     for modality, items, vectors, centroid in rows:
-        stats.items[modality], stats.rows[modality] = int(items), int(vectors)
+        stats.items[modality] = stats.items.get(modality, 0) + int(items)
+        stats.rows[modality] = stats.rows.get(modality, 0) + int(vectors)
         if centroid:
-            stats.centroids[modality] = knn.parse_vector(centroid, np.float64)
+            means.setdefault(modality, []).append((int(items), knn.parse_vector(centroid, np.float64)))
+    for modality, parts in means.items():
+        stats.centroids[modality] = parts[0][1] if len(parts) == 1 else \
+            sum(items * mean for items, mean in parts) / sum(items for items, _ in parts)
     _kept[key] = (time.monotonic(), stats)
     return stats
 

@@ -62,6 +62,27 @@ def nearest_sql(space: EmbeddingSpace, query: str, where: str, params: list, *, 
     return sql, [*arm_params, int(limit)]
 
 
+def space_stats_sql(space: EmbeddingSpace) -> tuple[str, list]:
+    """search.storage.space_stats' per-modality counts and mean item vector, computed on each shard server: one grouped
+    query per shard, which postgres_fdw ships whole (the aggregate and its GROUP BY run there), giving one row per
+    shard and modality: (modality, items, vectors, mean item vector as text). Read through the partitioned table with
+    the coordinator's search_item, it pulled every vector of the space to the coordinator once a minute."""
+    column = knn.column_sql(space, "e")
+    arms, params = [], []
+    for number in layout.servers():
+        arms.append(f"(SELECT e.modality, count(*) FILTER (WHERE e.segment_start IS NULL) AS items,"
+                    f" count(*) AS vectors, avg({column}) FILTER (WHERE e.segment_start IS NULL) AS centroid"
+                    f" FROM {layout.vectors_table(number)} e"
+                    f" WHERE e.space_id = %s AND (e.segment_start IS NULL OR e.passage) AND NOT e.hidden"
+                    f" AND NOT e.bucket = ANY(ARRAY(SELECT m.bucket FROM search_shard_move m"
+                    f" JOIN search_shard_bucket b ON b.bucket = m.bucket WHERE m.phase <> 'done' AND b.server <> %s))"
+                    f" GROUP BY e.modality)")
+        params += [int(space.pk), int(number)]
+    sql = (f"WITH arms AS MATERIALIZED ({' UNION ALL '.join(arms)})"
+           " SELECT modality, items, vectors, centroid::text FROM arms")
+    return sql, params
+
+
 class ShardUnavailable(OperationalError):
     """A shard server did not answer: the search cannot be complete, so it fails (a 503 naming the shard) rather than
     answering from the other shards (docs/scaling.md: why not partial results)."""

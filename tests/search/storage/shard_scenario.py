@@ -78,6 +78,27 @@ def main() -> None:
         report["shard_plans"] = {label: shard_plans(space, ranking_batch.VectorScan(space, vector, filters, limit=10))
                                  for label, filters in (("all", Filters()), ("rare", Filters(tags=["rare"])))}
         report["index_name"] = space.index_name
+        # A space's statistics (search.storage.space_stats): computed on each shard, the same as over every row.
+        import numpy as np
+
+        from search.storage import space_stats
+        from search.storage.shards import fanout
+
+        space_stats.forget()
+        sharded_stats = space_stats.of(space)
+        with override_settings(SEARCH_SHARDS=[]):  # the one-server statement, over the partitioned table's rows
+            space_stats.forget()
+            whole = space_stats.of(space)
+        space_stats.forget()
+        report["stats_same"] = (sharded_stats.items == whole.items and sharded_stats.rows == whole.rows
+                                and sharded_stats.centroids.keys() == whole.centroids.keys()
+                                and all(np.allclose(sharded_stats.centroids[m], whole.centroids[m], atol=1e-3)
+                                        for m in whole.centroids))
+        report["stats_items"] = sum(sharded_stats.items.values())
+        sql, params = fanout.space_stats_sql(space)
+        with connection.cursor() as cursor:
+            cursor.execute("EXPLAIN (VERBOSE, COSTS OFF) " + sql, params)
+            report["stats_plan"] = "\n".join(row[0] for row in cursor.fetchall())
     elif step == "write":
         # Written while a move is under way: new items, and a changed filter column of an old one.
         count = int(sys.argv[2])

@@ -92,6 +92,12 @@ def test_three_shards(cluster, tmp_path):
             assert f"Index Scan using {seen['index_name']} on search_embedding" in arm["forced"], arm["forced"]
             assert ("tags @>" in arm["forced"]) == (label == "rare"), arm["forced"]
 
+    # A space's statistics are computed on the shards: one grouped statement each, not every vector pulled here.
+    assert seen["stats_same"] and seen["stats_items"] == ITEMS
+    stats_remote = [line for line in seen["stats_plan"].splitlines() if "Remote SQL" in line]
+    assert len(stats_remote) == 3 and all("GROUP BY" in line and "avg(" in line for line in stats_remote), \
+        seen["stats_plan"]
+
     shard_cluster.stop(cluster[2][0])
     answer = _run(env, "-m", "tests.search.storage.shard_scenario", "api")
     assert answer["status"] == 503
