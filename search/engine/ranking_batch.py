@@ -165,15 +165,25 @@ def run(vector_scans: list[VectorScan], words: WordsScan | None = None, *, defau
     # The space rows' fingerprints ride along as one more row each (scan -2), so a kept row is checked for free.
     check_rows = "".join(
         f" UNION ALL SELECT -2, {pk}, 0::float8, 0::bigint, {pk}, false" for pk, _ in checks)
+    candidates = (f"({' UNION ALL '.join(branches) or 'SELECT 0, 0, 0::float8, 0::bigint, 0, false WHERE false'}"
+                  f"{check_rows}) AS r(scan, item_id, score, scanned, space_id, counted)")
+    fingerprint = (f"CASE WHEN r.scan = -2 THEN (SELECT {spaces.FINGERPRINT_SQL} FROM search_embeddingspace s"
+                   f" WHERE s.id = r.space_id) END AS fingerprint")
+    if shards.configured() and any(scan.with_passages for scan in vector_scans):
+        # On shards the candidates' passages are counted in one grouped query per shard, not one per candidate.
+        counts_sql, counts_params = shard_fanout.passage_counts_sql("ARRAY(SELECT item_id FROM r WHERE counted)")
+        ctes += [f"r AS MATERIALIZED (SELECT * FROM {candidates})", f"pc AS MATERIALIZED ({counts_sql})"]
+        params += counts_params
+        passages = ("coalesce((SELECT pc.n FROM pc WHERE pc.space_id = r.space_id AND pc.item_id = r.item_id), 0)")
+        source = "r"
+    else:
+        passages = ("(SELECT count(*) FROM search_embedding p"
+                    " WHERE p.space_id = r.space_id AND p.item_id = r.item_id AND p.passage)")
+        source = candidates
     sql = ((f"WITH {', '.join(ctes)} " if ctes else "")
            + f"SELECT r.scan, r.item_id, r.score, r.scanned, r.space_id, {columns},"
-           f" CASE WHEN r.counted AND i.modality = '{Modality.TEXT}' THEN (SELECT count(*) FROM search_embedding p"
-           f" WHERE p.space_id = r.space_id AND p.item_id = r.item_id AND p.passage) ELSE 0 END AS passages,"
-           f" CASE WHEN r.scan = -2 THEN (SELECT {spaces.FINGERPRINT_SQL} FROM search_embeddingspace s"
-           f" WHERE s.id = r.space_id) END AS fingerprint"
-           f" FROM ({' UNION ALL '.join(branches) or 'SELECT 0, 0, 0::float8, 0::bigint, 0, false WHERE false'}"
-           f"{check_rows}) AS r(scan, item_id, score, scanned, space_id, counted)"
-           f" LEFT JOIN search_item i ON i.id = r.item_id AND r.scan <> -2")
+           f" CASE WHEN r.counted AND i.modality = '{Modality.TEXT}' THEN {passages} ELSE 0 END AS passages,"
+           f" {fingerprint} FROM {source} LEFT JOIN search_item i ON i.id = r.item_id AND r.scan <> -2")
     with shard_fanout.naming_unavailable_shard():
         rows = _execute(sql, params, vector_scans, default_ef)
     ranked = [Ranked([], 0, scan.exact) for scan in vector_scans]

@@ -62,6 +62,22 @@ def nearest_sql(space: EmbeddingSpace, query: str, where: str, params: list, *, 
     return sql, [*arm_params, int(limit)]
 
 
+def passage_counts_sql(item_ids_sql: str) -> tuple[str, list]:
+    """How many passages each of the items `item_ids_sql` (an SQL array of ids) has in each space, counted on each
+    shard server in one grouped query (shipped whole by postgres_fdw): rows (space_id, item_id, n). The one-server
+    statement counts each candidate's passages with a correlated subquery, which here would be a round trip to a
+    shard per text candidate."""
+    arms, params = [], []
+    for number in layout.servers():
+        arms.append(f"(SELECT p.space_id, p.item_id, count(*) AS n FROM {layout.vectors_table(number)} p"
+                    f" WHERE p.passage AND p.item_id = ANY({item_ids_sql})"
+                    f" AND NOT p.bucket = ANY(ARRAY(SELECT m.bucket FROM search_shard_move m"
+                    f" JOIN search_shard_bucket b ON b.bucket = m.bucket WHERE m.phase <> 'done' AND b.server <> %s))"
+                    f" GROUP BY p.space_id, p.item_id)")
+        params.append(int(number))
+    return " UNION ALL ".join(arms), params
+
+
 def space_stats_sql(space: EmbeddingSpace) -> tuple[str, list]:
     """search.storage.space_stats' per-modality counts and mean item vector, computed on each shard server: one grouped
     query per shard, which postgres_fdw ships whole (the aggregate and its GROUP BY run there), giving one row per

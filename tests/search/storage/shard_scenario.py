@@ -78,6 +78,16 @@ def main() -> None:
         report["shard_plans"] = {label: shard_plans(space, ranking_batch.VectorScan(space, vector, filters, limit=10))
                                  for label, filters in (("all", Filters()), ("rare", Filters(tags=["rare"])))}
         report["index_name"] = space.index_name
+        # Passages counted for the candidates of a scan that ranks texts by their passages, against each item's
+        # passage rows counted through the partitioned table.
+        scan = ranking_batch.VectorScan(space, vector, Filters(), limit=20, with_passages=True, fanout=2)
+        sharded_counts = ranking_batch.run([scan], default_ef=settings.SEARCH_HNSW_EF_SEARCH)[3]
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT space_id, item_id, count(*) FROM search_embedding WHERE passage"
+                           " AND item_id = ANY(%s) GROUP BY 1, 2", [[item for _, item in sharded_counts]])
+            truth = {(space_id, item_id): n for space_id, item_id, n in cursor.fetchall()}
+        report["passage_counts"] = [sorted(sharded_counts.items())[:5], sorted(truth.items())[:5]]
+        report["passage_counts_same"] = bool(truth) and sharded_counts == truth
         # A space's statistics (search.storage.space_stats): computed on each shard, the same as over every row.
         import numpy as np
 

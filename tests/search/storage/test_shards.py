@@ -39,13 +39,14 @@ def _held(url: str) -> set[int]:
         return {row[0] for row in shard.execute("SELECT item_id FROM search_embedding")}
 
 
-def shard_env(coordinator: str, shards: list[str], tmp_path) -> dict:
+def shard_env(coordinator: str, shards: list[str], tmp_path, **space_options) -> dict:
     """The environment of a Django process whose database is the coordinator and whose shards are `shards`."""
     env = {k: v for k, v in os.environ.items() if k != "DJANGO_ALLOW_ASYNC_UNSAFE"}
     env.update({
         "DATABASE_URL": shard_cluster.django_url(coordinator),
         "DATABASE_SHARD_URLS": ",".join(shard_cluster.django_url(url) for url in shards),
-        "SEARCH_SPACES_JSON": json.dumps({"fake": {"ENCODER": "encoders.fake.FakeSpace", "OPTIONS": {"dim": 32}}}),
+        "SEARCH_SPACES_JSON": json.dumps({"fake": {"ENCODER": "encoders.fake.FakeSpace",
+                                                   "OPTIONS": {"dim": 32, **space_options}}}),
         "SEARCH_VAR_DIR": str(tmp_path / "var"), "DJANGO_MEDIA_ROOT": str(tmp_path / "media"),
         "DJANGO_ALLOWED_HOSTS": "testserver", "SEARCH_EXTRACT_OCR": "0", "SEARCH_EXTRACT_SPEECH": "0",
     })
@@ -54,7 +55,8 @@ def shard_env(coordinator: str, shards: list[str], tmp_path) -> dict:
 
 def test_three_shards(cluster, tmp_path):
     (_, coordinator), *shards = cluster
-    env = shard_env(coordinator, [url for _, url in shards], tmp_path)
+    # Passages of four words: each note is two passages, so searches read passages and count them on the shards.
+    env = shard_env(coordinator, [url for _, url in shards], tmp_path, passage_tokens=4)
     _run(env, "manage.py", "migrate", "-v", "0")
     assert _run(env, "-m", "tests.search.storage.shard_scenario", "store", str(ITEMS))["stored"] == ITEMS
     # Again, as after a load: idempotent, and it samples the shards' row counts for the planner.
@@ -91,6 +93,9 @@ def test_three_shards(cluster, tmp_path):
             assert "ORDER BY" in arm["remote_sql"] and "LIMIT 10" in arm["remote_sql"], arm["remote_sql"]
             assert f"Index Scan using {seen['index_name']} on search_embedding" in arm["forced"], arm["forced"]
             assert ("tags @>" in arm["forced"]) == (label == "rare"), arm["forced"]
+
+    # The candidates' passages are counted on the shards, one grouped query each, as many as over every row.
+    assert seen["passage_counts_same"], seen["passage_counts"]
 
     # A space's statistics are computed on the shards: one grouped statement each, not every vector pulled here.
     assert seen["stats_same"] and seen["stats_items"] == ITEMS
