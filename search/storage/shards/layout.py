@@ -28,6 +28,7 @@ of an item that does not exist: the foreign key a partitioned table of foreign t
 `search_item` copies a change of those columns, and a deleted item's vectors go with it.
 """
 
+import contextlib
 import time
 
 import psycopg
@@ -159,10 +160,8 @@ def ensure_shard(entry: dict) -> None:
         shard.execute(f"CREATE INDEX IF NOT EXISTS {TABLE}_item ON {TABLE} (item_id)")
         shard.execute(f"CREATE INDEX IF NOT EXISTS {TABLE}_bucket ON {TABLE} (bucket)")
         for sql in _model_ddl():
-            try:
+            with contextlib.suppress(psycopg.errors.DuplicateObject):  # a CHECK constraint made by an earlier migrate
                 shard.execute(sql)
-            except psycopg.errors.DuplicateObject:
-                pass  # a CHECK constraint made by an earlier migrate
         # A bucket's view exposes the row's ctid: postgres_fdw updates and deletes row by row by ctid when it cannot
         # ship the statement whole (a bucket whose partition has a move's trigger), and a view has none of its own.
         for bucket in range(BUCKETS):
