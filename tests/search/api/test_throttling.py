@@ -92,10 +92,25 @@ def test_a_throttled_search_costs_one_statement_for_its_count(settings):
     throttled = _statements(client, q="red")
     settings.SEARCH_THROTTLE_RATES = {**RATES, "search": None}
     free = _statements(client, q="red")
-    # Counted on the cache table alone: what the search itself runs is issue 28's and varies with its caches.
-    counting = [sql for sql in throttled if "search_cache" in sql]
+    # Counted on the cache table alone: what the search itself runs is issue 28's and varies with its caches. Left
+    # out: the table's sweep of expired rows, which a process runs once a minute (db_cache.SWEEP_SECONDS) in
+    # whichever request comes then, not once a request.
+    def on_cache(statements):
+        return [sql for sql in statements if "search_cache" in sql and not _sweeping(sql)]
+
+    counting = on_cache(throttled)
     assert len(counting) == 1 and counting[0].startswith("INSERT INTO"), "\n".join(sql[:150] for sql in throttled)
-    assert not [sql for sql in free if "search_cache" in sql]
+    assert not on_cache(free)
+
+
+# The sweep's statements (search.storage.db_cache.PostgresCache._sweep_now_and_then, and Django's cull past
+# MAX_ENTRIES it may call).
+SWEEP = ("DELETE FROM search_cache WHERE expires <", "SELECT count(*) FROM search_cache",
+         "SELECT cache_key FROM search_cache ORDER BY cache_key", "DELETE FROM search_cache WHERE cache_key <")
+
+
+def _sweeping(sql: str) -> bool:
+    return sql.replace('"', "").startswith(SWEEP)
 
 
 def test_the_count_is_one_row_of_the_shared_cache_table_readable_by_get():
