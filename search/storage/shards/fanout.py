@@ -27,6 +27,14 @@ _ITEM_ID = re.compile(r"\bi\.id\b")
 _ITEM_ALIAS = re.compile(r"\bi\.")
 
 
+def answered_here(alias: str) -> str:
+    """A shard's rows this shard answers for: all but those of buckets under a move that the coordinator's
+    `search_shard_bucket` gives another server (its number the one parameter, %s). Read in the statement, as an
+    InitPlan whose array postgres_fdw sends as a parameter: with no move under way, an empty array."""
+    return (f"NOT {alias}.bucket = ANY(ARRAY(SELECT m.bucket FROM search_shard_move m"
+            " JOIN search_shard_bucket b ON b.bucket = m.bucket WHERE m.phase <> 'done' AND b.server <> %s))")
+
+
 def on_shard_row(where: str) -> str:
     """A WHERE fragment over search_item `i` and search_embedding `e`, rewritten for a shard's row `e`."""
     return _ITEM_ALIAS.sub("e.", _ITEM_ID.sub("e.item_id", where))
@@ -50,8 +58,7 @@ def nearest_sql(space: EmbeddingSpace, query: str, where: str, params: list, *, 
     for number in layout.servers():
         arms.append(f"(SELECT e.item_id, {distance} AS distance FROM {layout.vectors_table(number)} e"
                     f" WHERE e.space_id = %s AND {vectors} AND {where}"
-                    f" AND NOT e.bucket = ANY(ARRAY(SELECT m.bucket FROM search_shard_move m"
-                    f" JOIN search_shard_bucket b ON b.bucket = m.bucket WHERE m.phase <> 'done' AND b.server <> %s))"
+                    f" AND {answered_here('e')}"
                     f" ORDER BY {order} LIMIT %s)")
         arm_params += [int(space.pk), *params, int(number), int(limit)]
     # The arms in a MATERIALIZED CTE of their own: an ORDER BY right over the UNION ALL plans as a Merge Append, which
@@ -71,8 +78,7 @@ def passage_counts_sql(item_ids_sql: str) -> tuple[str, list]:
     for number in layout.servers():
         arms.append(f"(SELECT p.space_id, p.item_id, count(*) AS n FROM {layout.vectors_table(number)} p"
                     f" WHERE p.passage AND p.item_id = ANY({item_ids_sql})"
-                    f" AND NOT p.bucket = ANY(ARRAY(SELECT m.bucket FROM search_shard_move m"
-                    f" JOIN search_shard_bucket b ON b.bucket = m.bucket WHERE m.phase <> 'done' AND b.server <> %s))"
+                    f" AND {answered_here('p')}"
                     f" GROUP BY p.space_id, p.item_id)")
         params.append(int(number))
     return " UNION ALL ".join(arms), params
@@ -90,8 +96,7 @@ def space_stats_sql(space: EmbeddingSpace) -> tuple[str, list]:
                     f" count(*) AS vectors, avg({column}) FILTER (WHERE e.segment_start IS NULL) AS centroid"
                     f" FROM {layout.vectors_table(number)} e"
                     f" WHERE e.space_id = %s AND (e.segment_start IS NULL OR e.passage) AND NOT e.hidden"
-                    f" AND NOT e.bucket = ANY(ARRAY(SELECT m.bucket FROM search_shard_move m"
-                    f" JOIN search_shard_bucket b ON b.bucket = m.bucket WHERE m.phase <> 'done' AND b.server <> %s))"
+                    f" AND {answered_here('e')}"
                     f" GROUP BY e.modality)")
         params += [int(space.pk), int(number)]
     sql = (f"WITH arms AS MATERIALIZED ({' UNION ALL '.join(arms)})"
