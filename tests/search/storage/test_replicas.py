@@ -4,10 +4,12 @@ replica lags or stops: tested against a real replica of the embedded server (pg_
 import copy
 import shutil
 import tempfile
+import threading
 import time
 from pathlib import Path
 
 import numpy as np
+import psycopg
 import pytest
 from django.conf import settings as django_settings
 from django.db import DEFAULT_DB_ALIAS, connections
@@ -101,6 +103,21 @@ def wait_until_caught_up():
         time.sleep(0.1)
 
 
+def pause_replay():
+    with connections[ALIAS].cursor() as cursor:
+        cursor.execute("SELECT pg_wal_replay_pause()")
+        for _ in range(600):  # the pause takes effect at the next record
+            cursor.execute("SELECT pg_get_wal_replay_pause_state()")
+            if cursor.fetchone()[0] == "paused":
+                return
+            time.sleep(0.05)
+
+
+def resume_replay():
+    with connections[ALIAS].cursor() as cursor:
+        cursor.execute("SELECT pg_wal_replay_resume()")
+
+
 def served_by(query):
     """Run a search as one unit of work (a request) and say which servers ran its k-NN statement."""
     on_primary, on_replica = [], []
@@ -132,19 +149,12 @@ def test_searches_go_to_the_replica_and_the_primary_takes_over(replica):
     assert page.hits[0].item.title == "r0-19"  # the page's items were read from the replica too
 
     # A lagging replica (replay paused while the primary writes) is passed over.
-    with connections[ALIAS].cursor() as cursor:
-        cursor.execute("SELECT pg_wal_replay_pause()")
-        for _ in range(600):  # the pause takes effect at the next record
-            cursor.execute("SELECT pg_get_wal_replay_pause_state()")
-            if cursor.fetchone()[0] == "paused":
-                break
-            time.sleep(0.05)
+    pause_replay()
     put_items(n=1, seed=1)
     time.sleep(1.5)
     assert health.lag_seconds(ALIAS) > 1.0
     assert served_by(query)[1] == {"primary"}
-    with connections[ALIAS].cursor() as cursor:
-        cursor.execute("SELECT pg_wal_replay_resume()")
+    resume_replay()
     wait_for_replay("r1-0")
     wait_until_caught_up()
     assert served_by(query)[1] == {"replica"}
@@ -153,6 +163,37 @@ def test_searches_go_to_the_replica_and_the_primary_takes_over(replica):
     embedded.stop(replica, PRIMARY)
     page, where = served_by(query)
     assert where == {"primary"} and page.hits[0].item.title == "r0-19"
+
+
+@pytest.mark.slow  # a base backup and a second server: ~40 s
+def test_a_process_first_check_judges_a_replica_by_its_lag_not_by_its_last_commit_age(replica):
+    """A replica whose last replayed commit is old but which replays the primary's latest write within
+    moments is fresh: a new process (no earlier check) reads from it. The age of the last replayed commit
+    alone would have said it was more than SEARCH_REPLICA_MAX_LAG behind."""
+    put_items()
+    wait_for_replay("r0-19")
+    pause_replay()
+    put_items(n=1, seed=1)
+    time.sleep(1.3)  # the replica's last replayed commit is now older than SEARCH_REPLICA_MAX_LAG (1 s)
+    health.forget()  # a process that has not checked this replica before
+    params = connections[ALIAS].get_connection_params()
+
+    def resume_from_another_connection():  # Django's connections belong to their thread
+        with psycopg.connect(**params, autocommit=True) as connection:
+            connection.execute("SELECT pg_wal_replay_resume()")
+
+    threading.Timer(0.2, resume_from_another_connection).start()
+    assert health.usable(ALIAS)
+    assert Item.objects.using(ALIAS).filter(title="r1-0").exists()  # it has the write it lacked at the check
+
+    # Still paused after the first check's patience: behind, whatever the check waited for.
+    wait_until_caught_up()
+    pause_replay()
+    put_items(n=1, seed=2)
+    time.sleep(1.3)
+    health.forget()
+    assert not health.usable(ALIAS)
+    resume_replay()
 
 
 @pytest.mark.slow  # a base backup and a second server: ~40 s
