@@ -28,16 +28,17 @@ def count_request(key: str, seconds: int) -> tuple[int, float]:
     hit = getattr(cache, "hit", None)
     if hit is not None:
         return hit(key, seconds)
-    # Windows aligned on the clock, so the key names its window and its end needs no second read.
-    window = int(time.time() // seconds)
-    key = f"{key}:{window}"
-    cache.add(key, 0, seconds + 1)
+    # The window starts at the key's first request, as with the database cache, so both count alike. (Windows aligned
+    # on the clock also started a new count at every minute mark: a client's second request could open a new window.)
+    # `incr` keeps the key's expiry (Redis INCR, Django's memory cache), so the count lives as long as its window.
+    now = time.time()
     try:
-        count = cache.incr(key)
+        if not cache.add(key, 1, seconds):
+            return cache.incr(key), cache.get(f"{key}:ends", now + seconds)
     except ValueError:  # expired between the two calls: a new window
-        cache.set(key, 1, seconds + 1)
-        count = 1
-    return count, (window + 1) * seconds
+        cache.set(key, 1, seconds)
+    cache.set(f"{key}:ends", now + seconds, seconds)  # the window starts with this request
+    return 1, now + seconds
 
 
 class ScopedSettingsRateThrottle(ScopedRateThrottle):

@@ -8,6 +8,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from search.api.parsers import JSONParser
+from search.api.search_params import search_params
 from search.api.serializers import (
     ItemCreateSerializer,
     ItemSerializer,
@@ -74,11 +75,10 @@ class SearchView(APIView):
         summary="Search with a text query",
     )
     def get(self, request):
-        serializer = SearchParamsSerializer(data=_query_params(request))
-        serializer.is_valid(raise_exception=True)
-        if not serializer.validated_data.get("q"):
+        params = search_params(_query_params(request), body=False)
+        if not params.get("q"):
             return Response({"q": ["give a query text, e.g. ?q=red+circle"]}, status=status.HTTP_400_BAD_REQUEST)
-        return _run_search(request, serializer.validated_data)
+        return _run_search(request, params)
 
     @extend_schema(request=SearchBodySerializer, responses=SearchPageSerializer,
                    summary="Search with a weighted query (JSON) or a file (multipart)")
@@ -87,9 +87,7 @@ class SearchView(APIView):
         if hasattr(data, "getlist"):
             data = {key: data.get(key) for key in data if key not in ("modality", "tag")} | {
                 "modality": data.getlist("modality"), "tag": data.getlist("tag")}
-        serializer = SearchBodySerializer(data=data)
-        serializer.is_valid(raise_exception=True)
-        params = serializer.validated_data
+        params = search_params(data, body=True)
         upload = params.get("file")
         if upload is not None and upload.size > settings.SEARCH_MAX_UPLOAD_BYTES:
             return Response({"file": [f"the file is larger than {settings.SEARCH_MAX_UPLOAD_BYTES:,} bytes"]},
