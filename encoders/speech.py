@@ -7,7 +7,12 @@ Two models that ship inside registry wheels, both on the CPU:
   region gets no transcript, and only speech regions are decoded, so a long recording that is mostly
   music costs little.
 * **PocketSphinx** 5 (US-English acoustic model, language model and dictionary in the wheel) turns each
-  speech region into words with times (``Decoder.seg()``) and posterior probabilities.
+  speech region into words with times (``Decoder.seg()``) and posterior probabilities, and lists what else it
+  may have heard there (``Decoder.nbest()``): the words of its next-best hypotheses that are not in the best one
+  (``Utterance.alternatives``), and a few of those hypotheses whole (``Utterance.readings``). About half the words
+  of real speech come out right; a key word it misheard is often among the alternatives (coffee, garden,
+  lawyer, keys in 4 of our 6 generated memos, against 1 in the best hypothesis), so they are indexed for search
+  too, though never shown as what was said.
 
 A recording is read in two passes so memory stays bounded whatever its length: the detector streams
 over it at 16 kHz in blocks, keeping one float per 32 ms; then each region (at most
@@ -57,6 +62,17 @@ MAX_REGION_SECONDS = 30.0
 # at 0.1 removed 28% of the words, 86% of them wrong, but also 9% of the right ones, and a search for a
 # name needs the name more than it minds a wrong word beside it.
 MIN_WORD_CONFIDENCE = 0.0
+# Hypotheses of the n-best list read per utterance for alternatives (about 10 ms for 100 on this CPU; the list
+# goes on for thousands, ever further from what was said), and at most how many alternative words and whole
+# readings are kept of them. In our generated memos a misheard key word first came at ranks 1-95, and greedy
+# cover of the first 100 hypotheses' new content words took up to 12 of them.
+N_BEST = 100
+MAX_ALTERNATIVES = 60
+MAX_READINGS = 12
+# Words too common to make a hypothesis worth keeping as a reading (a new "the" says nothing).
+_COMMON = frozenset("""a an and are as at be but by for from had has have he her his i in is it its me my no not of
+on or our she so than that the their them then there they this to up us was we were what when which who will with
+you your""".split())
 
 _FRAME = 512  # samples per detector frame at 16 kHz (32 ms)
 _CONTEXT = 64  # samples of the previous frame the model sees with each frame
@@ -84,6 +100,10 @@ class Utterance:
     start: float
     end: float
     words: tuple[Word, ...]
+    # What else the recogniser may have heard here (never shown as said): the words of its n-best hypotheses that
+    # are not among `words`, in the order the list first has them, and the hypotheses that brought new ones.
+    alternatives: tuple[str, ...] = ()
+    readings: tuple[str, ...] = ()
 
     @property
     def text(self) -> str:
@@ -118,8 +138,10 @@ def transcribe(
     *,
     language: str = "en-us",
     min_word_confidence: float = MIN_WORD_CONFIDENCE,
+    alternatives: bool = True,
 ) -> Transcript:
-    """The words spoken in a mono float32 recording at any sample rate, with their times.
+    """The words spoken in a mono float32 recording at any sample rate, with their times, and (``alternatives``)
+    what else the recogniser may have heard in each utterance.
 
     A recording without speech (music, tones, noise, silence) gives an empty transcript.
     """
@@ -129,11 +151,14 @@ def transcribe(
     regions = _detect(waveform, samplerate)
     pieces = ((_pcm16(_resampled(waveform, samplerate, start, end)), start) for start, end, _ in regions)
     utterances = []
-    for (start, end, score), words in zip(regions, _Recogniser.get().decode(pieces), strict=True):
+    decoded = _Recogniser.get().decode(pieces, n_best=N_BEST if alternatives else 0)
+    for (start, end, score), (words, hypotheses) in zip(regions, decoded, strict=True):
         if score < CLEAR_MEAN and not any(word.confidence >= SURE_WORD for word in words):
-            words = []
+            words, hypotheses = [], []
         words = [word for word in words if word.confidence >= min_word_confidence]
-        utterances.append(Utterance(start=round(start, 3), end=round(end, 3), words=tuple(words)))
+        heard, readings = _alternatives([word.text for word in words], hypotheses) if words else ((), ())
+        utterances.append(Utterance(start=round(start, 3), end=round(end, 3), words=tuple(words),
+                                    alternatives=heard, readings=readings))
     return Transcript(
         utterances=tuple(utterances),
         duration=round(len(waveform) / samplerate, 3),
@@ -295,8 +320,10 @@ class _Recogniser:
                     cls._instance = cls()
         return cls._instance
 
-    def decode(self, pieces: Iterator[tuple[bytes, float]]) -> list[list[Word]]:
-        """The words of each (16-bit PCM at 16 kHz, start second) piece of one recording, in order."""
+    def decode(self, pieces: Iterator[tuple[bytes, float]], *, n_best: int = N_BEST
+               ) -> list[tuple[list[Word], list[str]]]:
+        """The words of each (16-bit PCM at 16 kHz, start second) piece of one recording, in order, with the first
+        `n_best` hypotheses of its n-best list (the best one first)."""
         results = []
         with self._lock:
             try:
@@ -309,7 +336,12 @@ class _Recogniser:
                     self._decoder.process_raw(pcm, full_utt=True)
                     self._decoder.end_utt()
                     segments = [(s.word, s.start_frame, s.end_frame, s.prob) for s in self._decoder.seg()]
-                    results.append(_words(segments, offset, self._frame_rate))
+                    hypotheses = []
+                    for hypothesis in self._decoder.nbest() if n_best else ():
+                        if len(hypotheses) >= n_best:
+                            break
+                        hypotheses.append(hypothesis.hypstr)
+                    results.append((_words(segments, offset, self._frame_rate), hypotheses))
             except RuntimeError as exc:
                 raise SpeechError(f"speech recogniser failed ({exc})") from exc
         return results
@@ -331,6 +363,27 @@ def _words(segments, offset: float, frame_rate: int) -> list[Word]:
             )
         )
     return words
+
+
+def _alternatives(best: list[str], hypotheses: list[str]) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """The words of the hypotheses that are not in the best one (at most ``MAX_ALTERNATIVES``, in the order they
+    come), and the hypotheses that first brought a new content word (at most ``MAX_READINGS``), fillers left
+    out."""
+    heard = set(best)
+    alternatives: list[str] = []
+    readings: list[str] = []
+    for hypothesis in hypotheses:
+        tokens = [_ALTERNATE.sub("", token) for token in hypothesis.split() if not _NOT_A_WORD.match(token)]
+        new = [token for token in dict.fromkeys(tokens) if token not in heard]
+        if not new:
+            continue
+        if len(readings) < MAX_READINGS and any(token not in _COMMON for token in new):
+            readings.append(" ".join(tokens))
+        for token in new:
+            heard.add(token)
+            if len(alternatives) < MAX_ALTERNATIVES:
+                alternatives.append(token)
+    return tuple(alternatives), tuple(readings)
 
 
 # ---------------------------------------------------------------------------------------------- audio

@@ -70,7 +70,7 @@ class ItemManager(models.Manager):
     def get_queryset(self):
         # The full-text vector is only ever read by PostgreSQL (a long document's is up to a megabyte).
         # The words read from an item and where they are (a long recording's transcript) are read when shown.
-        return super().get_queryset().defer("search_document", "extraction")
+        return super().get_queryset().defer("search_document", "extraction", "extracted_alternatives")
 
 
 class Item(models.Model):
@@ -115,17 +115,22 @@ class Item(models.Model):
     # Where those words are: {"source": "picture" | "speech", "size": [w, h], "lines": [{text, box,
     # confidence, page}], "words": [{text, start, end, confidence}], "pages": [offsets]}.
     extraction = models.JSONField(default=dict, blank=True, db_default=models.Value({}, models.JSONField()))
+    # Words a recording may have said: the speech recogniser's alternatives (its n-best list) that are not in
+    # `extracted_text`, one utterance's after another. Searched by words (weight D), never shown as said; a
+    # curator's correction of the transcript drops them (search.ingest.extraction.correct).
+    extracted_alternatives = models.TextField(blank=True, default="", db_default="")
     extraction_status = models.CharField(max_length=8, choices=ExtractionStatus.choices,
                                          default=ExtractionStatus.NONE, db_default=ExtractionStatus.NONE)
     extraction_error = models.TextField(blank=True, default="", db_default="")
     # Weighted full-text document: title ranks above body, body above the words read from the item. Generated,
     # so it can never go stale. The function (migrations 0006, 0008) is setweight(to_tsvector(title), 'A') ||
-    # setweight(to_tsvector(text), 'B') || setweight(to_tsvector(extracted_text), 'C'),
+    # setweight(to_tsvector(text), 'B') || setweight(to_tsvector(extracted_text), 'C') ||
+    # setweight(strip(to_tsvector(extracted_alternatives)), 'D') (migration 0012: a set of words, no positions),
     # falling back to a vector without positions for a text of mostly distinct tokens (a word list, a
     # dump) whose positions would pass PostgreSQL's 1 MB tsvector limit, so no text is refused for it.
     search_document = models.GeneratedField(
         expression=models.Func(models.F("title"), models.F("text"), models.F("extracted_text"),
-                               function="search_document_vector",
+                               models.F("extracted_alternatives"), function="search_document_vector",
                                output_field=SearchVectorField()),
         output_field=SearchVectorField(),
         db_persist=True,

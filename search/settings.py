@@ -20,6 +20,9 @@ os.environ.setdefault("ORT_DISABLE_TELEMETRY", "1")
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(env_str("SEARCH_VAR_DIR", str(BASE_DIR / "var"))).resolve()
+# Models converted from their shipped weights, kept between processes (a text space's ONNX export for its queries,
+# encoders/text_onnx.py); encoders/ reads it from the environment, as it reads $HF_HUB_CACHE.
+os.environ.setdefault("SEARCH_MODEL_CACHE", str(VAR_DIR / "models"))
 
 # Production is an explicit choice; it turns every "convenient default" below into an error.
 PRODUCTION = env_bool("DJANGO_PRODUCTION", False)
@@ -415,6 +418,9 @@ SEARCH_INGEST_BATCH_SIZE = env_int("SEARCH_INGEST_BATCH_SIZE", 32, minimum=1)
 SEARCH_EXTRACT_OCR = env_bool("SEARCH_EXTRACT_OCR", True)
 SEARCH_EXTRACT_SPEECH = env_bool("SEARCH_EXTRACT_SPEECH", True)
 SEARCH_SPEECH_LANGUAGE = env_str("SEARCH_SPEECH_LANGUAGE", "en-us")
+# Words the recogniser heard only as alternatives (its n-best list) are searched too, never shown as said: a key
+# word it misheard still finds the recording (docs/benchmarks/extraction.md). 0 keeps to its best hypothesis.
+SEARCH_SPEECH_ALTERNATIVES = env_bool("SEARCH_SPEECH_ALTERNATIVES", True)
 # Caps checked before the work starts: pages of a scanned PDF read, and pixels of a picture read (larger ones
 # are read at this size, from the stored original).
 SEARCH_EXTRACT_MAX_PAGES = env_int("SEARCH_EXTRACT_MAX_PAGES", 50, minimum=1)

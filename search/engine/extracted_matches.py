@@ -7,6 +7,11 @@ around the first place the query's words are said, with that moment (the player 
 compared as full-text search compares them (PostgreSQL's English stemming), so "keys" finds "key". A hit
 found by the meaning of its words (a text space, which reads a photo's words, not the photo) shows the
 passage that matched.
+
+A recording found only by a word the recogniser heard as an alternative (`Item.extracted_alternatives`, its
+n-best list) is matched in speech too, but what it shows is the transcript: the words of that utterance, none of
+them marked, the moment the utterance (the player starts there), and the alternatives that matched in
+`WordsFound.alternatives`, so a page can say the word may have been said there.
 """
 
 from dataclasses import dataclass, field
@@ -34,6 +39,7 @@ class WordsFound:
     boxes: list[list[float]] = field(default_factory=list)  # [left, top, right, bottom], fractions of the picture
     moment: tuple[float, float] | None = None  # seconds: where the words are said
     page: int | None = None  # a scanned document's page
+    alternatives: list[str] = field(default_factory=list)  # words heard only as alternatives that matched
 
 
 def annotate(hits, *, space, vector, words: str, lexical_ids: set[int],
@@ -95,7 +101,8 @@ def _extracted(items: list[Item]) -> dict[int, tuple[str, dict]]:
 
 def _tokens(detail: dict) -> list[str]:
     if detail.get("source") == "speech":
-        return [word["text"].lower() for word in detail.get("words", [])]
+        return [word["text"].lower() for word in detail.get("words", [])] + \
+            [word.lower() for group in detail.get("alternatives", ()) for word in group["words"]]
     return [token.lower() for line in detail.get("lines", []) for token in line["text"].split()]
 
 
@@ -124,7 +131,7 @@ def _by_words(detail: dict, lexemes, wanted) -> WordsFound | None:
         spoken = detail.get("words", [])
         marks = _hits_in([word["text"] for word in spoken], lexemes, wanted)
         if not any(marks):
-            return None
+            return _by_alternatives(detail, lexemes, wanted)
         # The place where most of the query's different words are said close together; the earliest of equals.
         best, best_count = None, -1
         for index, marked in enumerate(marks):
@@ -153,14 +160,38 @@ def _by_span(detail: dict, text: str, start: float, end: float, lexemes, wanted)
             offset += len(word["text"]) + 1
         if first is None:
             return None
-        return _speech(spoken, first, _hits_in([w["text"] for w in spoken], lexemes, wanted) if wanted else
-                       [False] * len(spoken), before=0)
+        found = _speech(spoken, first, _hits_in([w["text"] for w in spoken], lexemes, wanted) if wanted else
+                        [False] * len(spoken), before=0)
+        if not found.highlights and wanted:  # found by an alternative reading of this utterance, perhaps
+            at = spoken[first]["start"]
+            found.alternatives = next((_matching(group, lexemes, wanted) for group in detail.get("alternatives", ())
+                                       if group["start"] <= at < group["end"]), [])
+        return found
     offset, inside = 0, []
     for line in detail.get("lines", []):
         if offset < end and offset + len(line["text"]) > start:
             inside.append(line)
         offset += len(line["text"]) + 1  # lines are joined by newlines (a page break adds one more: close enough)
     return _picture(detail, inside[:LINES_SHOWN], lexemes, wanted) if inside else None
+
+
+def _matching(group: dict, lexemes, wanted) -> list[str]:
+    return [word for word in group["words"] if lexemes.get(word.lower(), set()) & wanted]
+
+
+def _by_alternatives(detail: dict, lexemes, wanted) -> WordsFound | None:
+    """The first utterance where the query's words were heard as alternatives: its transcript, from its start."""
+    spoken = detail.get("words", [])
+    for group in detail.get("alternatives", ()):
+        matched = _matching(group, lexemes, wanted)
+        first = next((index for index, word in enumerate(spoken) if group["start"] <= word["start"] < group["end"]),
+                     None)
+        if matched and first is not None:
+            found = _speech(spoken, first, [False] * len(spoken), before=0)
+            found.moment = (round(float(group["start"]), 3), round(float(group["end"]), 3))
+            found.alternatives = matched
+            return found
+    return None
 
 
 def _speech(spoken: list[dict], index: int, marks: list[bool], before: int = WORDS_BEFORE) -> WordsFound:

@@ -6,7 +6,11 @@ and makes it findable by them too:
 * a picture: the lines of text in it (OCR, encoders.ocr), each with its box and confidence;
 * a scanned PDF (no text layer): the pictures of its pages, taken out by pypdf in the PDF reader's child
   process under its time and memory limits (search.documents.scanned_pages), then OCR page by page;
-* a recording: its transcript with word times (encoders.speech); music, tones and noise give none.
+* a recording: its transcript with word times (encoders.speech); music, tones and noise give none. What else the
+  recogniser may have heard in each utterance (its n-best list) is kept beside it, never shown as said: the
+  alternative words in `Item.extracted_alternatives` (full text, weight D) and a few alternative readings of the
+  utterance embedded as extra passages that point at the utterance's words in the transcript, so a key word it
+  misheard still finds the recording, by words and by meaning.
 
 The words go into `Item.extracted_text` (in the full-text document, migration 0008) with where each was in
 `Item.extraction`, and are embedded as passages in every space that reads text but cannot see or hear the
@@ -38,7 +42,7 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from encoders.base import EncoderError, WeightsNotFound
+from encoders.base import EncoderError, Segment, WeightsNotFound
 from search import documents
 from search.ingest.extraction_worker import PAGES, PICTURE, SPEECH, ExtractionFailed, Limits, Reader
 from search.ingest.item_vectors import Vectors, encode_batch, write_vectors
@@ -58,6 +62,27 @@ CHUNK = 16
 class Extracted:
     text: str  # the words, one OCR line a line, or the spoken words separated by spaces
     detail: dict  # Item.extraction
+
+    @property
+    def alternatives(self) -> str:
+        """Item.extracted_alternatives: the words a recording may have said besides its transcript."""
+        return " ".join(word for group in self.detail.get("alternatives", ()) for word in group["words"])
+
+    def readings(self) -> list[tuple[int, int, str]]:
+        """Each utterance's alternative readings, with the character span of its words in `text`."""
+        groups = self.detail.get("alternatives") or ()
+        if not groups:
+            return []
+        spans, offset = [], 0
+        for word in self.detail.get("words", ()):
+            spans.append((word["start"], offset, offset + len(word["text"])))
+            offset += len(word["text"]) + 1
+        out = []
+        for group in groups:
+            inside = [(a, b) for start, a, b in spans if group["start"] <= start < group["end"]]
+            if inside:
+                out += [(inside[0][0], inside[-1][1], reading) for reading in group.get("readings", ())]
+        return out
 
 
 def wanted(item: Item) -> bool:
@@ -147,7 +172,8 @@ def request(item: Item) -> tuple[dict, list[bytes], float]:
     if item.modality == Modality.AUDIO:
         audio_limits = media_audio.AudioLimits.from_settings()
         header = {"kind": SPEECH, "mime": item.mime_type, "audio": asdict(audio_limits),
-                  "language": settings.SEARCH_SPEECH_LANGUAGE, "cpu_seconds": cpu,
+                  "language": settings.SEARCH_SPEECH_LANGUAGE, "alternatives": settings.SEARCH_SPEECH_ALTERNATIVES,
+                  "cpu_seconds": cpu,
                   "cpu_per_second": settings.SEARCH_EXTRACT_CPU_PER_AUDIO_SECOND}
         return header, [data], _wall(cpu + header["cpu_per_second"] * audio_limits.seconds)
     pages = documents.scanned_pages(data, max_pages=settings.SEARCH_EXTRACT_MAX_PAGES,
@@ -186,7 +212,7 @@ def reading_spaces(item: Item) -> list[tuple[EmbeddingSpace, object]]:
     return out
 
 
-def embed_words(item: Item, text: str) -> dict[int, Vectors]:
+def embed_words(item: Item, text: str | Extracted) -> dict[int, Vectors]:
     """The vectors of the words read from `item` in each of its reading spaces (none for no words)."""
     [vectors] = embed_many([(item, text)])
     if isinstance(vectors, Exception):
@@ -194,8 +220,13 @@ def embed_words(item: Item, text: str) -> dict[int, Vectors]:
     return vectors
 
 
-def embed_many(texts: list[tuple[Item, str]]) -> list[dict[int, Vectors] | ExtractionFailed]:
-    """`embed_words` for many items: one encoding call per space for all of their words."""
+def embed_many(texts: list[tuple[Item, str | Extracted]]) -> list[dict[int, Vectors] | ExtractionFailed]:
+    """`embed_words` for many items: one encoding call per space for all of their words. A recording's alternative
+    readings (Extracted.readings) become extra passages, each spanning its utterance's words in the transcript
+    (apart by a hundredth of a character, as a passage's start is unique): found by one of them, the hit shows
+    the transcript there."""
+    readings = [words.readings() if isinstance(words, Extracted) else [] for _, words in texts]
+    texts = [(item, words.text if isinstance(words, Extracted) else words) for item, words in texts]
     out: list[dict[int, Vectors] | ExtractionFailed] = [{} for _ in texts]
     by_modality: dict[str, list] = {}
     wanted: dict[str, tuple[EmbeddingSpace, object, list[int]]] = {}
@@ -208,6 +239,20 @@ def embed_many(texts: list[tuple[Item, str]]) -> list[dict[int, Vectors] | Extra
             wanted.setdefault(space.name, (space, encoder, []))[2].append(index)
     for space, encoder, indexes in wanted.values():
         results = encode_batch(encoder, Modality.TEXT, [texts[index][1] for index in indexes])
+        extra = [(index, start, end, reading) for index in indexes for start, end, reading in readings[index]]
+        try:
+            extra_vectors = encoder.encode_texts([reading for *_, reading in extra]) if extra else []
+        except EncoderError as exc:  # the readings only add to what the transcript's own vectors find
+            logger.warning("alternative readings not embedded in %s: %s", space.name, exc)
+            extra, extra_vectors = [], []
+        for (index, start, end, _), vector in zip(extra, extra_vectors, strict=True):
+            result = results[indexes.index(index)]
+            if not isinstance(result, Exception):
+                taken = {segment.start for segment in result.segments}
+                at = float(start)
+                while at in taken:
+                    at = round(at + 0.01, 2)
+                result.segments.append(Segment(at, float(end), vector))
         for index, result in zip(indexes, results, strict=True):
             if isinstance(out[index], Exception):
                 continue
@@ -232,7 +277,8 @@ def store(item: Item, extracted: Extracted, vectors: dict[int, Vectors]) -> bool
 
 def _write(item: Item, extracted: Extracted, vectors: dict[int, Vectors]) -> None:
     with transaction.atomic():
-        changes = {"extracted_text": extracted.text, "extraction": extracted.detail,
+        changes = {"extracted_text": extracted.text, "extracted_alternatives": extracted.alternatives,
+                   "extraction": extracted.detail,
                    "extraction_status": ExtractionStatus.DONE, "extraction_error": "", "updated_at": timezone.now()}
         targets = [space for space, _ in reading_spaces(item)]
         Embedding.objects.filter(item_id=item.pk, space__in=targets).delete()
@@ -249,7 +295,12 @@ def _write(item: Item, extracted: Extracted, vectors: dict[int, Vectors]) -> Non
 def correct(item: Item, text: str) -> None:
     """A curator's correction of the words read from an item: stored and embedded again in one transaction. The
     places of the words are kept where the correction allows: a picture's lines keep their boxes when there are
-    as many lines as before; a recording's words are spread over the times of the words they replace."""
+    as many lines as before; a recording's words are spread over the times of the words they replace.
+
+    A recording's alternatives (what the recogniser may have heard besides) are all dropped, not only those of the
+    utterances whose words changed: the realignment spreads the new words by position, so which utterance a
+    change belongs to is a guess, and a transcript a person has read and corrected is the authority on what was
+    said; the machine's second guesses would only bring back matches the curator ruled out."""
     text = text.strip()
     vectors = embed_words(item, text)
     _write(item, Extracted(text, _realigned(item.extraction or {}, text)), vectors)
@@ -264,7 +315,8 @@ def _realigned(detail: dict, text: str) -> dict:
             if old:
                 at = old[min(len(old) - 1, index * len(old) // len(new))]
                 words.append({"text": word, "start": at["start"], "end": at["end"], "confidence": 1.0})
-        return {**detail, "source": SPEECH, "words": words, "corrected": True}
+        kept = {key: value for key, value in detail.items() if key != "alternatives"}
+        return {**kept, "source": SPEECH, "words": words, "corrected": True}
     old, new = detail.get("lines", []), [line.strip() for line in text.splitlines() if line.strip()]
     same = len(old) == len(new)
     lines = [{**(old[index] if same else {}), "text": line, "confidence": 1.0} for index, line in enumerate(new)]
@@ -280,7 +332,7 @@ def extract_item(item_id: int) -> bool | None:
         return None
     try:
         extracted = read(item)
-        vectors = embed_words(item, extracted.text)
+        vectors = embed_words(item, extracted)
     except WeightsNotFound:
         raise
     except (ExtractionFailed, MediaRejected, EncoderError) as exc:
@@ -351,7 +403,7 @@ def extract_items(item_ids: Iterable[int], *, on_item: Callable[[int, bool | Non
 
 
 def _store_chunk(chunk: list[tuple[Item, Extracted]], done: Callable[[int, bool | None], None]) -> None:
-    for (item, words), vectors in zip(chunk, embed_many([(item, words.text) for item, words in chunk]), strict=True):
+    for (item, words), vectors in zip(chunk, embed_many(chunk), strict=True):
         if isinstance(vectors, Exception):
             _fail(item.pk, vectors)
             done(item.pk, False)

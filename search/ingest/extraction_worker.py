@@ -298,11 +298,15 @@ def read_speech(header: dict, data: bytes) -> dict:
 
     sound = media_audio.decode(data, header["mime"], media_audio.AudioLimits(**header["audio"]))
     allow_cpu(header["cpu_seconds"] + header["cpu_per_second"] * sound.duration)
-    transcript = transcribe(sound.waveform, sound.rate, language=header["language"])
+    transcript = transcribe(sound.waveform, sound.rate, language=header["language"],
+                            alternatives=header.get("alternatives", True))
     words = [{"text": w.text, "start": w.start, "end": w.end, "confidence": w.confidence} for w in transcript.words]
     return {"text": " ".join(w["text"] for w in words), "detail": {
         "source": SPEECH, "words": words, "speech_seconds": transcript.speech_seconds,
         "utterances": [[u.start, u.end] for u in transcript.utterances if u.words],
+        # What else the recogniser may have heard in each utterance (encoders.speech): searched, never shown as said.
+        "alternatives": [{"start": u.start, "end": u.end, "words": list(u.alternatives), "readings": list(u.readings)}
+                         for u in transcript.utterances if u.alternatives],
     }}
 
 

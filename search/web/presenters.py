@@ -131,7 +131,10 @@ def _words_parts(hit: Hit) -> tuple[str, SafeString | None, list[dict] | None]:
         return "", None, None
     html = passage_html(found.text, found.highlights)
     if found.source == extracted_matches.SPEECH:
-        return f"Said at {clock(found.moment[0] if found.moment else 0)}", html, None
+        at = clock(found.moment[0] if found.moment else 0)
+        if found.alternatives:  # heard only as an alternative: the transcript is shown, the word is a guess
+            return f"Perhaps “{', '.join(found.alternatives)}” at {at}; heard as", html, None
+        return f"Said at {at}", html, None
     label = f"Text on page {found.page}" if found.page else "Text in the picture"
     return label, html, _square_boxes(hit.item, found.boxes) if hit.item.modality == Modality.IMAGE else None
 
