@@ -235,6 +235,15 @@ class EmbeddingSpace(abc.ABC):
         spans = passages.split_passages(text, self.count_tokens, budget)
         return spans if len(spans) > 1 else []
 
+    def encode_query_texts(self, texts: Sequence[str]) -> np.ndarray:
+        """Vectors for texts asked as queries (never stored): by default each text's item vector, as
+        `encode_texts_with_passages` makes it for a stored text. A space may answer with a faster approximation
+        of those vectors, since a query is compared with stored vectors and never compared as one."""
+        self._require(Modality.TEXT)
+        if not texts:
+            return self._empty()
+        return np.stack([vector for vector, _ in self.encode_texts_with_passages(texts)])
+
     def encode_texts_with_passages(self, texts: Sequence[str]) -> list[tuple[np.ndarray, list[Segment]]]:
         """Item vector and passages for each text, in one batched pass.
 
