@@ -87,8 +87,9 @@ class VectorScan:
             return shard_fanout.nearest_sql(self.space, query, where, params, limit=self.read, exact=self.exact,
                                             with_passages=self.with_passages)
         distance = knn.distance_to_sql(self.space, "e", query)
-        # "+ 0" hides the ORDER BY from the index, which forces the exact scan when asked for.
-        order = f"{distance} + 0" if self.exact else distance
+        # "+ 0" hides the ORDER BY from the index, which forces the exact scan when asked for; the item breaks ties,
+        # so a page read shallow and the next read deeper cut a run of equal distances at the same place.
+        order = f"{distance} + 0, e.item_id" if self.exact else distance
         # Both match the space's partial index (search.storage.spaces.index_sql).
         vectors = "(e.segment_start IS NULL OR e.passage)" if self.with_passages else "e.segment_start IS NULL"
         sql = (f"SELECT e.item_id, {distance} AS distance FROM search_embedding e"

@@ -14,7 +14,7 @@ from django.conf import settings
 
 from encoders.base import EncoderError
 from search.engine import access, calibration, extracted_matches, passage_matches, ranking_batch
-from search.engine.query_vectors import QueryError, query_vector, validate_parts
+from search.engine.query_vectors import QueryError, embed_text_in_spaces, query_vector, validate_parts
 from search.engine.rankers import (
     FUSION_DEPTH,
     RRF_K,
@@ -96,17 +96,34 @@ class _Plan:
         return self.cross.scans if self.cross else [self.plain] if self.plain else []
 
 
-def _depth(request: SearchRequest) -> int:
-    """How many candidates each ranking reads: the relevant set is looked for among SEARCH_RELEVANT_DEPTH of them
-    (SEARCH_MAX_RELEVANT when it is sorted by a field or counted into facets), and always enough for the page.
+def read_depth(request: SearchRequest) -> int:
+    """How many candidates each ranking reads, which also sets the index's ef_search (ranking_batch.VectorScan.knobs):
+    the relevant set is looked for among SEARCH_RELEVANT_DEPTH of them (SEARCH_MAX_RELEVANT when it is sorted by a
+    field or counted into facets), and always enough for the page. A vector search without a relevance cutoff
+    (min_relevance 0: every candidate is relevant) reads what the index searches anyway, its ef_search (the
+    request's or SEARCH_HNSW_EF_SEARCH) up to SEARCH_RELEVANT_DEPTH, or the pages up to the one asked for plus one
+    result (whether a next page exists) where that is more: a million-item search at k = 10 and ef_search 40 reads
+    40 rows at ef_search 40, not a hundred at a hundred. Reading fewer rows than the index searched would save little
+    and would cut runs of equal distances, and the index's near misses, at a place that moves with the page; reading
+    more than the relevant depth at a wide ef_search (600 rows at 600) cost more in Python than the index's search
+    (bench_million's API). A hybrid search reads the
+    full depth whatever its cutoff: an item's place in the vector ranking below the page still counts in the fused
+    rank (a keyword match ranked 16th by vector).
 
-    Reading a page's worth first and deeper only when needed was tried: with a modality filter, the index's
-    relaxed-order scan returned another top for LIMIT 4 than for LIMIT 100 (a test of the same queries both ways
-    disagreed on 1 to 4 of 7), so every search reads the full depth; ef_search follows it.
+    With a cutoff, reading a page's worth first and deeper only when needed was tried: with a modality filter, the
+    index's relaxed-order scan returned another top for LIMIT 4 than for LIMIT 100 (a test of the same queries
+    both ways disagreed on 1 to 4 of 7), so such a search reads the full depth.
     """
-    window = (request.page - 1) * request.k + request.k + 1  # one extra result tells whether a next page exists
-    wants_set = request.sort != "relevance" or bool(request.facets)
-    return max(window, settings.SEARCH_MAX_RELEVANT if wants_set else settings.SEARCH_RELEVANT_DEPTH)
+    window = (request.page - 1) * request.k + request.k + 1
+    if request.sort != "relevance" or request.facets:
+        return max(window, settings.SEARCH_MAX_RELEVANT)
+    if _cutoff(request) <= 0 and request.mode == "vector":
+        return max(window, min(request.ef_search or settings.SEARCH_HNSW_EF_SEARCH, settings.SEARCH_RELEVANT_DEPTH))
+    return max(window, settings.SEARCH_RELEVANT_DEPTH)
+
+
+def _cutoff(request: SearchRequest) -> float:
+    return settings.SEARCH_MIN_RELEVANCE if request.min_relevance is None else request.min_relevance
 
 
 def _plan(request: SearchRequest, space: EmbeddingSpace) -> _Plan:
@@ -118,7 +135,7 @@ def _plan(request: SearchRequest, space: EmbeddingSpace) -> _Plan:
     started = time.perf_counter()
     vector = query_vector(space, request.parts) if request.mode != "lexical" else None
     timings = {"encode_ms": (time.perf_counter() - started) * 1000}
-    depth = _depth(request)
+    depth = read_depth(request)
     plan = _Plan(request, space, vector, text, depth, timings)
     # A query this space's model has no meaning for (ordinary prose in the demo model) gets no vector matches
     # here: they would be its "unknown" point's neighbours, not answers. Other spaces and its words still answer.
@@ -201,7 +218,7 @@ def _page(plan: _Plan, found: list[ranking_batch.Ranked], found_words: ranking_b
             for item_id, (rank, _) in ranks.items():
                 fused[item_id] = fused.get(item_id, 0.0) + 1.0 / (RRF_K + rank)
         ordered = sorted(((i, f) for i, f in fused.items() if i in items), key=lambda pair: (-pair[1], pair[0]))
-    cutoff = settings.SEARCH_MIN_RELEVANCE if request.min_relevance is None else request.min_relevance
+    cutoff = _cutoff(request)
     relevant = [pair for pair in ordered if relevance[pair[0]] >= cutoff]
     weak = [pair for pair in ordered if relevance[pair[0]] < cutoff]
     if (request.sort == "relevance" and request.balance_modalities
@@ -347,10 +364,13 @@ def _fused_search(request: SearchRequest) -> SearchPage:
     names = [space.name for space in chosen]
     by_name = {space.name: space for space in chosen}
     offset = (request.page - 1) * request.k
-    window = offset + request.k + 1
-    wants_set = request.sort != "relevance" or bool(request.facets)
-    # Each space lists the same candidates whatever the page, so pages of the fused list stay consistent.
-    depth = max(window, settings.SEARCH_MAX_RELEVANT if wants_set else settings.SEARCH_RELEVANT_DEPTH)
+    # Each space reads what one space's search would (read_depth): with a cutoff the same candidates whatever the page,
+    # so pages of the fused list stay consistent.
+    depth = read_depth(request)
+    if request.mode != "lexical":
+        for part in request.parts:
+            if part.text is not None:  # each space's encoding at once (the plans then read them from the cache)
+                embed_text_in_spaces(chosen, part.text)
     plans = [_plan(replace(request, space=name, page=1, k=depth, sort="relevance", facets=[], include_weak=True),
                    by_name[name]) for name in names]
     found, words, candidates, counts = _run(plans, sort=request.sort)

@@ -49,6 +49,15 @@ def encode_batch(encoder: Encoder, modality: str, contents: Sequence) -> list["V
     return results
 
 
+def encode_query_text(encoder: Encoder, text: str) -> "np.ndarray | Exception":
+    """The vector of a text asked as a query (`EmbeddingSpace.encode_query_texts`), or what went wrong."""
+    try:
+        with metrics.ENCODE_SECONDS.labels("text").time():
+            return encoder.encode_query_texts([text])[0]
+    except Exception as exc:
+        return exc
+
+
 def _encode(encoder: Encoder, modality: str, contents: Sequence) -> list[Vectors]:
     with metrics.ENCODE_SECONDS.labels(modality).time():
         return _encode_untimed(encoder, modality, contents)

@@ -45,8 +45,8 @@ def nearest_sql(space: EmbeddingSpace, query: str, where: str, params: list, *, 
     """The `limit` rows of `space` nearest to `query` (the query vector's SQL) under `where`, as (item_id,
     distance), from every shard: the drop-in for the one-server scan of search.engine.ranking_batch.VectorScan."""
     distance = knn.distance_to_sql(space, "e", query)
-    # "+ 0" hides the ORDER BY from the index, as on one server: the shard scans exactly.
-    order = f"{distance} + 0" if exact else distance
+    # "+ 0" hides the ORDER BY from the index, as on one server: the shard scans exactly, the item breaking ties.
+    order = f"{distance} + 0, e.item_id" if exact else distance
     vectors = "(e.segment_start IS NULL OR e.passage)" if with_passages else "e.segment_start IS NULL"
     # The filters behind "OR (SELECT false)": the coordinator cannot fold the InitPlan's false, so it estimates the
     # filters at half the rows or more; the shard gets false as a bound value, folds it away and plans on the filters
@@ -65,7 +65,7 @@ def nearest_sql(space: EmbeddingSpace, query: str, where: str, params: list, *, 
     # runs no foreign scan asynchronously (measured: one shard after another). The outer ORDER BY ... LIMIT keeps
     # the scan what it is on one server, the best `limit` rows.
     sql = (f"WITH arms AS MATERIALIZED ({' UNION ALL '.join(arms)})"
-           f" SELECT item_id, distance FROM arms ORDER BY distance LIMIT %s")
+           f" SELECT item_id, distance FROM arms ORDER BY distance, item_id LIMIT %s")
     return sql, [*arm_params, int(limit)]
 
 

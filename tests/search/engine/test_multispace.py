@@ -96,6 +96,65 @@ def test_filters_paging_and_the_api_work_across_spaces(two_spaces):
     assert body["space"] == "pics+sounds" and {hit["space"] for hit in body["results"]} == {"pics", "sounds"}
 
 
+def test_a_fused_query_is_encoded_in_its_spaces_at_once(two_spaces, monkeypatch):
+    import threading
+
+    from search.engine.query_vectors import text_cache
+
+    threads = {}
+    for cls in (PicturesFake, SoundsFake):
+        original = cls.encode_query_texts
+
+        def recording(self, texts, original=original):
+            threads[self.name] = threading.current_thread().name
+            return original(self, texts)
+
+        monkeypatch.setattr(cls, "encode_query_texts", recording)
+    text_cache.clear()
+    fused = search(SearchRequest(parts=[QueryPart(text="a note about blue")], k=50, min_relevance=0.0))
+    # The first space in the helper thread, the last in the request's own; the plans then read both from the cache.
+    assert threads == {"pics": threads["pics"], "sounds": threading.current_thread().name}
+    assert threads["pics"].startswith("query-encoding")
+    text_cache.clear()
+    monkeypatch.setattr("search.engine.query_vectors._encoding.submit", lambda *a: pytest.fail("not at once"))
+    monkeypatch.setattr("search.engine.search_service.embed_text_in_spaces", lambda *a: None)
+    one_by_one = search(SearchRequest(parts=[QueryPart(text="a note about blue")], k=50, min_relevance=0.0))
+    assert [(h.item.pk, h.space, h.relevance) for h in fused.hits] == \
+        [(h.item.pk, h.space, h.relevance) for h in one_by_one.hits]
+
+
+def test_a_search_that_finds_the_helper_busy_encodes_on_its_own_thread(two_spaces, monkeypatch):
+    import threading
+
+    from search.engine import query_vectors
+
+    threads = {}
+    original = PicturesFake.encode_query_texts
+    monkeypatch.setattr(PicturesFake, "encode_query_texts", lambda self, texts: threads.setdefault(
+        self.name, threading.current_thread().name) and original(self, texts))
+    query_vectors.text_cache.clear()
+    assert query_vectors._helper_free.acquire(blocking=False)  # another request's encoding holds it
+    try:
+        page = search(SearchRequest(parts=[QueryPart(text="a note about chords")], k=5, min_relevance=0.0))
+    finally:
+        query_vectors._helper_free.release()
+    assert page.space == "pics+sounds" and threads == {"pics": threading.current_thread().name}
+
+
+def test_a_space_failing_in_the_helper_thread_is_reported_as_one_failing_in_turn(two_spaces, monkeypatch):
+    from search.engine.query_vectors import QueryError, text_cache
+
+    def broken(self, texts):
+        raise RuntimeError("the model fell over")
+
+    monkeypatch.setattr(PicturesFake, "encode_query_texts", broken)
+    text_cache.clear()
+    with pytest.raises(QueryError, match="the text query could not be embedded: RuntimeError"):
+        search(SearchRequest(parts=[QueryPart(text="a note about green")], k=5))
+    response = APIClient().get("/api/search/", {"q": "a note about green"})
+    assert response.status_code == 400 and "could not be embedded" in response.json()["detail"]
+
+
 @pytest.mark.slow
 def test_the_demo_model_as_two_spaces_answers_one_fused_query(settings, tmp_path):
     """The issue's case: "pics" (text+image) and "sounds" (text+audio) from the same demo model, the demo
