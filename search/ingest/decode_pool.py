@@ -1,5 +1,7 @@
-"""Decoding in a worker process (the bulk ingest's pool). Importable before Django is set up: a
-spawned worker unpickles these functions first and runs `init_worker` after."""
+"""Decoding in a worker (the bulk ingest's pool): a thread of the ingesting process, or a process of its own.
+Importable before Django is set up: a spawned worker process unpickles these functions first and runs
+`init_worker` after. In a thread they run as they are: what they spend their time in (libjpeg, zlib and the
+other Pillow decoders, libsndfile, waiting on the PDF child, hashing) releases the GIL."""
 
 import hashlib
 import os
@@ -13,15 +15,16 @@ from search.media import EmptyContent, MediaRejected, MediaTooLarge, UnreadableF
 Stamp = tuple[int, int]
 
 
-def init_worker(overrides: dict) -> None:
+def init_worker(overrides: dict, parent: int | None = None) -> None:
     """The parent's media settings (caps, decode size; a test or a run may have changed them), and no more.
+    `parent`: the pid of the process that started the pool (the worker ends when it is gone).
 
     Not `django.setup()`: decoding needs no app, model or database, and loading every app costs each
     worker about half a second of CPU, as much as decoding a dozen camera photos.
     """
     from django.conf import settings
 
-    _exit_with_parent()
+    _exit_with_parent(parent)
     if not settings.configured:
         settings.configure(**overrides)
     else:  # set up already from DJANGO_SETTINGS_MODULE (a setting read on import): the parent's values win
@@ -29,10 +32,14 @@ def init_worker(overrides: dict) -> None:
             setattr(settings, name, value)
 
 
-def _exit_with_parent() -> None:
+def _exit_with_parent(parent: int | None = None) -> None:
     """A worker whose parent was killed (kill -9 of `manage.py ingest`) would wait for work forever: each
-    worker holds the writing end of its task queue too, so the queue never reports the parent gone."""
-    parent = os.getppid()
+    worker holds the writing end of its task queue too, so the queue never reports the parent gone.
+
+    The parent says its pid: a parent killed while this worker was still importing (a spawned worker's imports
+    take a few tenths of a second) has left it with another parent already, which `getppid` alone would take
+    for the one to watch."""
+    parent = os.getppid() if parent is None else parent
 
     def watch():
         while os.getppid() == parent:

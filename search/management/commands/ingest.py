@@ -11,10 +11,19 @@ from search.ingest.ingester import Ingester, IngestOutcome, sweep_orphan_files
 from search.ingest.sources import SourceError, count_inputs, iter_inputs
 from search.jobs.submit import submit_extract_after_ingest
 
-# Inputs per decode worker by default, up to one worker per CPU core. A worker starts in about half a second and
-# decodes while this process loads its models, which takes longer than that in a fresh process (importing torch
-# and the models' libraries): even a few files are decoded sooner in a pool than here.
-INPUTS_PER_WORKER = 16
+# Decode workers by default: below PROCESSES_FROM inputs, threads of this process, one per CPU core (at most one
+# per input); from there on, processes, one per INPUTS_PER_PROCESS inputs, at most one per core. Decoding spends
+# its time where the GIL is released (libjpeg and Pillow's other decoders, libsndfile, the PDF child), so threads
+# decode in parallel too, and they start at once: a worker process costs about 0.35 s of CPU in imports first,
+# a third of the work of 24 camera photos (docs/benchmarks.md, "Camera photos": 24 photos 1.5-2.2x the rate of a
+# full decode each in processes, 2.1-2.2x in threads). A larger folder is encoded and stored while its next batch
+# decodes, and a decoding thread then waits for the GIL that this work holds at each block of the file it feeds
+# the decoder; processes pay their start-up once and never wait. At 96 photos the two were within the noise of
+# this 2-core machine (threads ahead in two runs of three, with 14% less CPU), so processes stay for large
+# folders until a larger one is measured. In a fresh process either kind decodes while a thread imports and
+# loads the models.
+PROCESSES_FROM = 64
+INPUTS_PER_PROCESS = 16
 
 
 class Command(BaseCommand):
@@ -29,11 +38,14 @@ class Command(BaseCommand):
         parser.add_argument("--collection", default="", help="collection for items that do not name one")
         parser.add_argument("--tag", action="append", default=[], help="a tag for every item (repeatable)")
         parser.add_argument("--workers", type=int, default=None,
-                            help="processes that decode files while this one loads its models, encodes and "
-                                 f"stores (default: one per {INPUTS_PER_WORKER} inputs, at most one per CPU core; "
-                                 "0: decode in this process)")
+                            help="workers that decode files while the command loads its models, encodes and "
+                                 "stores (default: one per CPU core, at most one per input, or per "
+                                 f"{INPUTS_PER_PROCESS} inputs for processes; 0: decode in the command's thread)")
+        parser.add_argument("--decode-in", choices=["auto", "threads", "processes"], default="auto",
+                            help=f"what the workers are (default auto: threads below {PROCESSES_FROM} inputs, "
+                                 "processes from there on)")
 
-    def handle(self, *args, paths, batch_size, collection, tag, workers, verbosity, **options):
+    def handle(self, *args, paths, batch_size, collection, tag, workers, decode_in, verbosity, **options):
         if batch_size is not None and batch_size < 1:
             raise CommandError("--batch-size must be >= 1")
         if workers is not None and workers < 0:
@@ -47,9 +59,10 @@ class Command(BaseCommand):
             self.stderr.write(f"removed {len(swept)} orphaned file(s) from an interrupted run")
 
         total = count_inputs(paths)
+        threads = decode_in == "threads" or (decode_in == "auto" and total < PROCESSES_FROM)
         if workers is None:
-            workers = min(os.cpu_count() or 1, math.ceil(total / INPUTS_PER_WORKER))
-        ingester = Ingester(batch_size=batch_size, workers=workers)
+            workers = min(os.cpu_count() or 1, total if threads else math.ceil(total / INPUTS_PER_PROCESS))
+        ingester = Ingester(batch_size=batch_size, workers=workers, threads=threads)
         counts: Counter[str] = Counter()
         failures: list[tuple[str, str]] = []
         bar = tqdm(total=total, unit="item", file=sys.stderr, disable=verbosity == 0,

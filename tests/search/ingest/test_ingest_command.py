@@ -114,6 +114,26 @@ def test_ingest_through_the_real_demo_model(library):
     assert audio.embeddings.get(segment_start__isnull=True).space.name == "demo"
 
 
+WORKER_OF_A_GONE_PARENT = """
+import os, sys, time
+from search.ingest import decode_pool
+decode_pool.init_worker({}, parent=int(sys.argv[1]))  # started by a process that is not its parent (any more)
+time.sleep(30)
+"""
+
+
+def test_a_decode_worker_whose_parent_died_while_it_started_ends():
+    # The parent of a spawned worker can be killed while the worker still imports; by the time the worker watches,
+    # it has another parent, and watching "whoever is the parent now" would keep it waiting for work forever.
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()
+    started = time.monotonic()
+    done = subprocess.run([sys.executable, "-c", WORKER_OF_A_GONE_PARENT, str(gone.pid)], cwd=ROOT, timeout=30,
+                          capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert time.monotonic() - started < 15
+
+
 @pytest.mark.slow
 @pytest.mark.django_db(transaction=True)
 def test_kill_9_then_rerun_finishes_without_duplicates_or_orphans(tmp_path, settings):

@@ -1,4 +1,5 @@
-"""Bulk ingest with a pool of decode workers: the same outcomes, in the same order, as in-process."""
+"""Bulk ingest with a pool of decode workers, threads or processes: the same outcomes, in the same order, as
+in-process."""
 
 import pytest
 
@@ -33,12 +34,13 @@ def summary(outcomes):
     return [(o.source, o.status, o.code) for o in outcomes]
 
 
-def test_a_pool_gives_the_outcomes_of_in_process_decoding_in_input_order(settings):
+@pytest.mark.parametrize("threads", [False, True], ids=["processes", "threads"])
+def test_a_pool_gives_the_outcomes_of_in_process_decoding_in_input_order(settings, threads):
     settings.SEARCH_MAX_AUDIO_SECONDS = 1  # the workers must apply the caps of this process
     settings.SEARCH_EXTRACT_OCR = False  # and its switches: without text recognition a scan is refused
     in_process = summary(Ingester(batch_size=3).ingest_many(inputs()))
     Item.objects.all().delete()
-    with Ingester(batch_size=3, workers=2) as ingester:
+    with Ingester(batch_size=3, workers=2, threads=threads) as ingester:
         pooled = ingester.ingest_many(inputs())
     assert summary(pooled) == in_process
     assert [status for _, status, _ in in_process] == [
@@ -67,14 +69,15 @@ def as_files(folder):
     return out
 
 
-def test_files_named_by_path_are_read_by_the_workers_with_the_same_outcomes(settings, tmp_path):
+@pytest.mark.parametrize("threads", [False, True], ids=["processes", "threads"])
+def test_files_named_by_path_are_read_by_the_workers_with_the_same_outcomes(settings, tmp_path, threads):
     from django.core.files.storage import default_storage
 
     settings.SEARCH_MAX_AUDIO_SECONDS = 1
     settings.SEARCH_EXTRACT_OCR = False  # the scan among the files is refused, as without text recognition
     in_process = summary(Ingester(batch_size=3).ingest_many(as_files(tmp_path)))
     Item.objects.all().delete()
-    with Ingester(batch_size=3, workers=2) as ingester:
+    with Ingester(batch_size=3, workers=2, threads=threads) as ingester:
         pooled = ingester.ingest_many(as_files(tmp_path))
     assert summary(pooled) == in_process
     assert in_process[-1] == ("gone.jpg", "failed", "unreadable")
@@ -126,14 +129,15 @@ def stored_state():
 
 
 def test_the_items_vectors_and_thumbnails_are_the_same_whatever_the_pool_size(settings, tmp_path):
-    """Decoded here, by one worker or by two, while the models load in a thread: byte for byte the same."""
+    """Decoded here, by one worker process or two, or by two threads, while the models load in a thread: byte
+    for byte the same."""
     settings.SEARCH_MAX_AUDIO_SECONDS = 1
     settings.SEARCH_EXTRACT_OCR = False
     files = as_files(tmp_path)  # written once: a generated PDF holds the time it was made
     runs = []
-    for workers in (0, 1, 2):
+    for workers, threads in ((0, False), (1, False), (2, False), (2, True)):
         Item.objects.all().delete()
-        with Ingester(batch_size=4, workers=workers) as ingester:
+        with Ingester(batch_size=4, workers=workers, threads=threads) as ingester:
             outcomes = ingester.ingest_many(
                 IngestInput(path=f.path, source=f.source, filename=f.filename) if f.path
                 else IngestInput(text=f.text, source=f.source) for f in files)
@@ -141,3 +145,38 @@ def test_the_items_vectors_and_thumbnails_are_the_same_whatever_the_pool_size(se
     assert runs[0][1] and any(len(state[7]) for state in runs[0][1].values())  # vectors were compared
     assert runs[1] == runs[0]
     assert runs[2] == runs[0]
+    assert runs[3] == runs[0]
+
+
+def test_the_command_decodes_a_small_folder_in_threads_and_a_large_one_in_processes(tmp_path, monkeypatch):
+    """A corrupt photo is reported with its reason and the others are stored, whatever the workers are."""
+    import os
+    from io import StringIO
+
+    from django.core.management import call_command
+    from django.core.management.base import CommandError
+
+    from search.management.commands import ingest
+
+    made = []
+
+    class Recording(Ingester):
+        def __init__(self, **kwargs):
+            made.append(kwargs)
+            super().__init__(**kwargs)
+
+    monkeypatch.setattr(ingest, "Ingester", Recording)
+    for n in range(3):
+        (tmp_path / f"{n}.png").write_bytes(png_bytes(size=(120, 90), seed=n))
+    (tmp_path / "corrupt.png").write_bytes(truncated(png_bytes(size=(200, 200), seed=9), 0.4))
+    cores = os.cpu_count() or 1
+    for processes_from, threads in ((ingest.PROCESSES_FROM, True), (4, False)):
+        Item.objects.all().delete()
+        monkeypatch.setattr(ingest, "PROCESSES_FROM", processes_from)
+        errors = StringIO()
+        with pytest.raises(CommandError, match="3 added, 0 already present, 1 failed"):
+            call_command("ingest", str(tmp_path), stderr=errors, verbosity=0)
+        assert f"failed: {tmp_path / 'corrupt.png'}: the image cannot be decoded" in errors.getvalue()
+        assert made[-1]["threads"] is threads
+        assert made[-1]["workers"] == (min(cores, 4) if threads else 1)  # a process per 16 inputs
+        assert Item.objects.filter(modality="image").exclude(preview="").count() == 3
