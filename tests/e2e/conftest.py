@@ -123,3 +123,16 @@ def demo(app_server, settings, demo_manifest, _demo_snapshot):
         shutil.copytree(snapshot["media"], settings.MEDIA_ROOT, dirs_exist_ok=True)
     assert Item.objects.filter(embedding_status="done").count() == sum(DEMO_COUNTS.values())
     return demo_manifest
+
+
+@pytest.fixture
+def curator_page(page, demo):
+    """A page logged in to the admin as a curator, over the demo world."""
+    from django.contrib.auth.models import User
+
+    User.objects.create_superuser("curator", "curator@example.com", "pw-curator-e2e")
+    page.goto("/admin/login/")
+    page.get_by_label("Username").fill("curator")
+    page.get_by_label("Password").fill("pw-curator-e2e")
+    page.get_by_role("button", name="Log in").click()
+    return page
