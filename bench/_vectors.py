@@ -8,6 +8,7 @@ first thing, before numpy, so every client computes on one core.
 import hashlib
 import os
 import statistics
+import sys
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -421,6 +422,9 @@ def run_clients(make_client: Callable[[], Callable], inputs: Sequence, clients: 
                 latencies[position] = (time.perf_counter() - started) * 1000
         except BaseException as exc:  # re-raised in the caller
             errors.append(exc)
+        finally:
+            if "django.db" in sys.modules:  # a thread's Django connection goes back to the pool when it ends
+                sys.modules["django.db"].connections.close_all()
 
     threads = [threading.Thread(target=work, args=(n, ask)) for n, ask in enumerate(workers)]
     for thread in threads:

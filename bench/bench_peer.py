@@ -12,8 +12,8 @@ ours     the product's storage: one image space, the items and vectors loaded by
          bench_million does; POST /api/search/ {"parts": [{"vector": [...]}], "k": 10, "space": "peer"} to gunicorn
          with `manage.py serve`'s configuration (search.runtime.gunicorn_conf, `--workers` workers x 4 threads: what
          bench_million measures its API with). ef_search is the server's SEARCH_HNSW_EF_SEARCH; the service never
-         searches narrower than the candidates it ranks (SEARCH_RELEVANT_DEPTH, 100 by default).
-ours-k   the same, with SEARCH_RELEVANT_DEPTH = k + 1: the service asks the index for only the page it returns.
+         searches narrower than the candidates it reads: ranking without a relevance cutoff (SEARCH_MIN_RELEVANCE
+         0, as here), the server's ef_search rows, or k + 1 where that is more.
 chroma   chromadb (CHROMA_VERSION, from PyPI) in a virtualenv of its own (var/peers/chroma/venv, made on first use,
          never the project's), run as its own server (`chroma run`); the vectors go in through chromadb's HttpClient
          (a child process in that venv), the queries are POST /api/v2/.../collections/{id}/query
@@ -26,7 +26,7 @@ queries, which also warms the server), then `--seconds` of `--clients` clients a
 errors, recall, and the CPU each side spent per query.
 
 Usage: python bench/bench_peer.py [--n 100000] [--dim 512] [--clients 16] [--seconds 60]
-                                  [--engines ours,ours-k,chroma] [--quick] [--out FILE]
+                                  [--engines ours,chroma] [--quick] [--out FILE]
 """
 
 import sys
@@ -60,7 +60,7 @@ TARGET_RECALL = 0.95
 # compare the engines below the recall the comparison promises.
 RECALL_MARGIN = 0.01
 HNSW_M, HNSW_EF_CONSTRUCTION = 16, 64
-ENGINES = ("ours", "ours-k", "chroma")
+ENGINES = ("ours", "chroma")
 CHROMA_VERSION = "1.5.9"
 PEERS = _django.ROOT / "var" / "peers"  # the peers' virtualenvs and data (var/ is ignored by git)
 CHROMA_COLLECTIONS = "/api/v2/tenants/default_tenant/databases/default_database/collections"
@@ -145,25 +145,27 @@ class Engine(ABC):
 
 
 class Ours(Engine):
-    def __init__(self, name: str, label: str, queries, index_of: dict, *, workers: int, depth: int | None):
+    def __init__(self, name: str, label: str, queries, index_of: dict, *, workers: int):
         super().__init__(name, label, path="/api/search/")
         self.bodies = [json.dumps({"parts": [{"vector": q}], "k": K, "space": SPACE}) for q in queries]
         self.index_of = index_of
         self.workers = workers
-        self.depth = depth
         self.server = None
 
     def parse(self, payload: bytes) -> list[int]:
         return [self.index_of.get(hit["id"], -1) for hit in json.loads(payload)["results"]]
 
-    def relevant_depth(self) -> int:
-        from django.conf import settings
-
-        return self.depth or settings.SEARCH_RELEVANT_DEPTH
-
     def used_ef(self, ef: int) -> int:
-        # searching.vector_ranking: ef_search = max(asked, min(limit, 1000)), limit = max(k + 1, the depth).
-        return max(ef, min(max(K + 1, self.relevant_depth()), 1000))
+        # ranking_batch.VectorScan.knobs: ef_search = max(the server's, the rows the service reads).
+        from django.test.utils import override_settings
+
+        from search.engine.query_vectors import QueryPart
+        from search.engine.requests import SearchRequest
+        from search.engine.search_service import read_depth
+
+        with override_settings(SEARCH_HNSW_EF_SEARCH=ef):
+            depth = read_depth(SearchRequest(parts=[QueryPart(vector=[1.0])], k=K))
+        return max(ef, min(depth, 1000))
 
     def start(self, ef: int) -> None:
         from django.db import connection
@@ -172,8 +174,6 @@ class Ours(Engine):
         self.port = free_port()
         env = {**os.environ, "SEARCH_HNSW_EF_SEARCH": str(ef), "SEARCH_DB_NAME": connection.settings_dict["NAME"],
                "PYTHONPATH": str(_django.ROOT)}
-        if self.depth:
-            env["SEARCH_RELEVANT_DEPTH"] = str(self.depth)
         self.server = start_api(env, self.port, workers=self.workers)
         self.ef = ef
 
@@ -194,8 +194,7 @@ class Ours(Engine):
         from django.test.utils import CaptureQueriesContext, override_settings
 
         client = Client(HTTP_HOST="127.0.0.1")
-        overrides = {"SEARCH_HNSW_EF_SEARCH": ef, **({"SEARCH_RELEVANT_DEPTH": self.depth} if self.depth else {})}
-        with override_settings(**overrides):
+        with override_settings(SEARCH_HNSW_EF_SEARCH=ef):
             client.post(self.path, self.bodies[0], content_type="application/json")  # caches warm, as in the server
             with CaptureQueriesContext(connection) as captured:
                 response = client.post(self.path, self.bodies[1], content_type="application/json")
@@ -475,12 +474,11 @@ def report(args, outcomes: list[Outcome], builds: list, disks: list, versions: s
         "",
     ]
     chroma = by_name.get("chroma")
-    for name in ("ours", "ours-k"):
-        if name in by_name and chroma:
-            ours = by_name[name]
-            lines.append(f"- {ours.engine.label} / Chroma: **{ours.qps / chroma.qps:.2f}x** the q/s (target >= 1.0x: "
-                         f"{'met' if ours.qps >= chroma.qps else 'missed'}), p99 {ours.p99:.0f} vs "
-                         f"{chroma.p99:.0f} ms.")
+    if "ours" in by_name and chroma:
+        ours = by_name["ours"]
+        lines.append(f"- {ours.engine.label} / Chroma: **{ours.qps / chroma.qps:.2f}x** the q/s (target >= 1.0x: "
+                     f"{'met' if ours.qps >= chroma.qps else 'missed'}), p99 {ours.p99:.0f} vs "
+                     f"{chroma.p99:.0f} ms.")
     if skipped:
         lines.append(f"- Chroma was not measured: {skipped}")
     cores = os.cpu_count() or 1
@@ -595,9 +593,7 @@ def main() -> None:
 
         versions.append(f"Django {django.__version__}, gunicorn {gunicorn.__version__}")
         for name in ours_wanted:
-            depth = K + 1 if name == "ours-k" else None
-            label = "ours, REST API" + (f" (SEARCH_RELEVANT_DEPTH {depth})" if depth else "")
-            engines.append(Ours(name, label, rounded, index_of, workers=args.workers, depth=depth))
+            engines.append(Ours(name, "ours, REST API", rounded, index_of, workers=args.workers))
     chroma = None
     if "chroma" in args.engines:
         data = (args.peers / "chroma" / "data") if not args.quick else \

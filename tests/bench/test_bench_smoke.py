@@ -129,6 +129,12 @@ def test_shards_compare_three_postgres_fdw_shards_with_one_server():
     assert "Sizing 100 million items on 8 shard servers" in text
 
 
+def test_web_path_measures_the_web_tier_against_the_service_alone():
+    text = run_script("bench_web_path.py", "vec", "--quick")
+    match = re.search(r"service alone p50 ([\d.]+), mean [\d.]+; web tier (-?[\d.]+) ms", text)
+    assert match and float(match.group(1)) > 0, text
+
+
 def test_every_benchmark_script_takes_quick():
     for script in sorted(Path(BENCH).glob("bench_*.py")):
         assert "--quick" in script.read_text(), f"{script.name} has no --quick smoke mode"
@@ -219,10 +225,12 @@ def test_extraction_reads_pictures_pages_and_speech_and_finds_them_by_their_word
     text = out.read_text()
     assert re.search(r"\| [\d.]+ pictures/s \|", text) and re.search(r"\| [\d.]+ pages/s \|", text)
     assert "2 of 2 without a transcript" in text
-    rows = {row[0]: row for row in table_rows(text) if len(row) == 7 and row[0] in ("vector", "hybrid", "lexical")}
+    rows = {row[0]: row for row in table_rows(text) if len(row) == 9 and row[0] in ("vector", "hybrid", "lexical")}
     assert set(rows) == {"vector", "hybrid", "lexical"}
     # Every case is found by its words (one sign's word, the letter's, a memo's when espeak-ng is there).
     assert rows["lexical"][4] == "1.00" and rows["hybrid"][4] == "1.00"
+    # Everyday words none of the cases says are asked too, and the memos they bring up counted.
+    assert re.search(r"memos in the top 5 for the everyday words: \d+ / \d+ / \d+", text), text
 
 
 @pytest.mark.slow
