@@ -23,13 +23,16 @@ sound as query must come as close as the collection's items come to their neares
 refines the midpoints. docs/relevance.md explains the method and where it fails.
 """
 
+import logging
 import math
+import threading
 import time
+import zlib
 from dataclasses import dataclass
 from statistics import NormalDist
 
 import numpy as np
-from django.db import connection
+from django.db import connection, transaction
 from django.utils import timezone
 
 from search.engine.rankers import meaningless_vectors_sql
@@ -84,40 +87,108 @@ QUERY_SAMPLE = 256
 TARGET_SAMPLE = 2048
 DRIFT = 0.25
 PASSAGE = "passage"  # the target of a text's passages in `pairs`
+COUNTS_TTL = 60.0
+# A sample of more items than this many times its size reads a random share of the table's pages (TABLESAMPLE
+# SYSTEM), about SAMPLE_OVERREAD times the rows it needs, instead of ordering every row by random(): at a million
+# items that scan took seconds, in the request that found the sample stale.
+SAMPLE_SCAN_BELOW = 20
+SAMPLE_OVERREAD = 4
 _NORMAL = NormalDist()
-_counts_cache: dict[int, tuple[float, dict]] = {}
-_references: dict[tuple, tuple[float, np.ndarray]] = {}
+_counts_cache: dict[int, tuple[float, None, dict]] = {}
+_references: dict[tuple, tuple[float, str | None, np.ndarray]] = {}
+# What this process is refreshing now (see _kept): one thread computes, the others use what was kept.
+_refreshing: set = set()
+_refreshing_lock = threading.Lock()
+_key_locks: dict = {}
+log = logging.getLogger(__name__)
 
 
-@dataclass(frozen=True)
-class PairStats:
-    mean: float
-    std: float
-    n: int
+def _kept(key, cache: dict, ttl: float, compute, version=None):
+    """A value kept in `cache` for `ttl` seconds (and while `version` is the one it was computed for), computed
+    by one thread of the process at a time.
+
+    Searches run in several threads of a server process at once, and what is kept here (modality counts, the
+    reference samples) costs a scan of the space: each thread that found it stale computed it again, all at
+    once, and on a large space every search waited behind them (a million items: p99 62 s through the API).
+    Now a stale value is still used by every thread but the one that refreshes it; only the first value is
+    waited for, and computed once.
+    """
+    cached = cache.get(key)
+    if cached is not None and cached[1] == version and time.monotonic() - cached[0] < ttl:
+        return cached[2]
+    if cached is not None:
+        with _refreshing_lock:
+            if key in _refreshing:
+                return cached[2]
+            _refreshing.add(key)
+        try:
+            value = compute()
+            cache[key] = (time.monotonic(), version, value)
+            return value
+        finally:
+            with _refreshing_lock:
+                _refreshing.discard(key)
+    with _refreshing_lock:
+        lock = _key_locks.setdefault(key, threading.Lock())
+    with lock:
+        cached = cache.get(key)
+        if cached is not None and cached[1] == version and time.monotonic() - cached[0] < ttl:
+            return cached[2]
+        value = compute()
+        cache[key] = (time.monotonic(), version, value)
+        return value
 
 
-def _sample_vectors(space: EmbeddingSpace, modality: str, n: int, seed: float) -> np.ndarray:
+def _sampled_rows(space: EmbeddingSpace, where: str, params: list, n: int, seed: float, matching: int | None,
+                  order: str = "ORDER BY random()") -> list[str]:
+    """The vectors (pgvector text) of up to n random rows of the space's embeddings that meet `where`.
+
+    `matching`: how many rows meet it (None: unknown). Where that is more than SAMPLE_SCAN_BELOW times n, a
+    random share of the table's pages is read (TABLESAMPLE SYSTEM, each row kept with probability p, so about
+    SAMPLE_OVERREAD x n rows whatever the table's layout) and ordered by random(); should that give fewer than n
+    rows (pages of rows unlike the rest), every row is read as for a small space. Rows stored together share a
+    page, so a page sample is a little less even than a row sample: a burst of near-identical photos comes in
+    whole or not at all. With n around a thousand that moves a median or a spread by little; it is the price of
+    reading a few thousand rows instead of all of them.
+    """
+    select = ("SELECT e.vector::text FROM search_embedding e{sample} JOIN search_item i ON i.id = e.item_id"
+              f" WHERE e.space_id = %s AND {where} {order} LIMIT %s")
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT setseed(%s)", [seed])
+        if matching is not None and matching > SAMPLE_SCAN_BELOW * n:
+            share = min(100.0, 100.0 * SAMPLE_OVERREAD * n / matching)
+            cursor.execute(select.format(sample=" TABLESAMPLE SYSTEM (%s) REPEATABLE (%s)"),
+                           [share, int(seed * 1_000_000), int(space.pk), *params, n])
+            rows = [row[0] for row in cursor.fetchall()]
+            if len(rows) >= n:
+                return rows
+        cursor.execute(select.format(sample=""), [int(space.pk), *params, n])
+        return [row[0] for row in cursor.fetchall()]
+
+
+def _as_vectors(space: EmbeddingSpace, rows: list[str]) -> np.ndarray:
+    return np.array([knn.parse_vector(text) for text in rows]) if rows else np.zeros((0, space.dimension))
+
+
+def _sample_vectors(space: EmbeddingSpace, modality: str, n: int, seed: float,
+                    counts: dict[str, int] | None = None) -> np.ndarray:
     """Up to n random whole-item vectors of one modality (hidden items excluded)."""
-    counts = modality_counts(space, refresh=True)
+    counts = modality_counts(space, refresh=True) if counts is None else counts
     total = counts.get(modality, 0)
     if total == 0:
         return np.zeros((0, space.dimension))
-    fraction = min(1.0, 2.0 * n / total)
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT setseed(%s)", [seed])
-        cursor.execute(
-            "SELECT e.vector::text FROM search_embedding e JOIN search_item i ON i.id = e.item_id"
-            " WHERE e.space_id = %s AND e.segment_start IS NULL AND i.modality = %s AND NOT i.hidden"
-            " AND random() < %s LIMIT %s",
-            [int(space.pk), modality, fraction, n],
-        )
-        rows = [row[0] for row in cursor.fetchall()]
-    if not rows:
-        return np.zeros((0, space.dimension))
-    return np.array([knn.parse_vector(text) for text in rows])
+    if total > SAMPLE_SCAN_BELOW * n:
+        rows = _sampled_rows(space, "e.segment_start IS NULL AND i.modality = %s AND NOT i.hidden", [modality], n,
+                             seed, total)
+    else:
+        # The first rows that pass a coin toss: no sort, and even enough at this size.
+        rows = _sampled_rows(space, "e.segment_start IS NULL AND i.modality = %s AND NOT i.hidden"
+                             " AND random() < %s", [modality, min(1.0, 2.0 * n / total)], n, seed, None, order="")
+    return _as_vectors(space, rows)
 
 
-def _sample_all(space: EmbeddingSpace, modality: str | None, n: int, seed: float) -> np.ndarray:
+def _sample_all(space: EmbeddingSpace, modality: str | None, n: int, seed: float,
+                counts: dict[str, int] | None = None) -> np.ndarray:
     """Up to n random whole-item vectors of one modality (None: of any; PASSAGE: passages of long texts), hidden
     items excluded, and those the space leaves out of every match (its "unknown" point, search.engine.rankers):
     what a query is judged against is what it can be matched with."""
@@ -125,15 +196,12 @@ def _sample_all(space: EmbeddingSpace, modality: str | None, n: int, seed: float
     rows_wanted = "e.passage" if modality == PASSAGE else \
         "e.segment_start IS NULL AND (%s::text IS NULL OR i.modality = %s)"
     params = [] if modality == PASSAGE else [modality, modality]
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT setseed(%s)", [seed])
-        cursor.execute(
-            "SELECT e.vector::text FROM search_embedding e JOIN search_item i ON i.id = e.item_id"
-            f" WHERE e.space_id = %s AND NOT i.hidden AND {rows_wanted}{no_meaning} ORDER BY random() LIMIT %s",
-            [int(space.pk), *params, *no_meaning_params, n],
-        )
-        rows = [row[0] for row in cursor.fetchall()]
-    return np.array([knn.parse_vector(text) for text in rows]) if rows else np.zeros((0, space.dimension))
+    matching = None
+    if counts is not None and modality != PASSAGE:
+        matching = sum(counts.values()) if modality is None else counts.get(modality, 0)
+    rows = _sampled_rows(space, f"NOT i.hidden AND {rows_wanted}{no_meaning}", [*params, *no_meaning_params], n,
+                         seed, matching)
+    return _as_vectors(space, rows)
 
 
 def _spread_and_close(vectors: np.ndarray) -> dict | None:
@@ -152,16 +220,17 @@ def _spread_and_close(vectors: np.ndarray) -> dict | None:
             "n": int(len(vectors))}
 
 
-def reference_stats(space: EmbeddingSpace, seed: float = 0.42) -> dict[str, dict]:
+def reference_stats(space: EmbeddingSpace, seed: float = 0.42, counts: dict[str, int] | None = None
+                    ) -> dict[str, dict]:
     """Per modality: the median and spread of item-to-item similarity and the nearest-neighbour level
     (`_spread_and_close`), from a random sample of the space's own items. A modality with fewer than
     MIN_REFERENCE items borrows the spread of all the space's items (DEFAULT_SPREAD below that) and has no
     nearest-neighbour level of its own."""
-    counts = modality_counts(space, refresh=True)
-    pooled = _spread_and_close(_sample_all(space, None, REFERENCE_SAMPLE, seed)) or {}
+    counts = modality_counts(space, refresh=True) if counts is None else counts
+    pooled = _spread_and_close(_sample_all(space, None, REFERENCE_SAMPLE, seed, counts)) or {}
     out = {}
     for modality in [m for m in Modality.values if counts.get(m)]:
-        own = _spread_and_close(_sample_all(space, modality, REFERENCE_SAMPLE, seed)) \
+        own = _spread_and_close(_sample_all(space, modality, REFERENCE_SAMPLE, seed, counts)) \
             if counts[modality] >= MIN_REFERENCE else None
         out[modality] = own if own and own["n"] >= MIN_REFERENCE else {
             "median": pooled.get("median", 0.0),
@@ -175,31 +244,30 @@ def reference_stats(space: EmbeddingSpace, seed: float = 0.42) -> dict[str, dict
 
 def _reference_vectors(space: EmbeddingSpace, calibration: dict, modality: str) -> np.ndarray:
     """The sample of a modality's items a query is compared with, kept in the process for REFERENCE_TTL seconds
-    and renewed with the calibration (which is refitted when the data drifts)."""
-    key = (space.pk, space.identity, modality, calibration.get("fitted_at"))
-    cached = _references.get(key)
-    if cached is not None and time.monotonic() - cached[0] < REFERENCE_TTL:
-        return cached[1]
-    vectors = _sample_all(space, modality, REFERENCE_SAMPLE, 0.42)
-    for old in [k for k in _references if k[0] == space.pk and k[2] == modality]:
-        del _references[old]
-    _references[key] = (time.monotonic(), vectors)
-    return vectors
+    and renewed with the calibration (which is refitted when the data drifts); the old sample serves the
+    searches that come while one of them draws the new one."""
+    return _kept((space.pk, space.identity, modality), _references, REFERENCE_TTL,
+                 lambda: _sample_all(space, modality, REFERENCE_SAMPLE, 0.42, modality_counts(space)),
+                 version=calibration.get("fitted_at"))
 
 
 def modality_counts(space: EmbeddingSpace, *, refresh: bool = False) -> dict[str, int]:
-    cached = _counts_cache.get(space.pk)
-    if cached is not None and not refresh and time.monotonic() - cached[0] < 60:
-        return cached[1]
+    """Whole items per modality in the space (hidden ones left out), kept COUNTS_TTL seconds (`refresh`: now)."""
+    if refresh:
+        counts = _count_modalities(space)
+        _counts_cache[space.pk] = (time.monotonic(), None, counts)
+        return counts
+    return _kept(space.pk, _counts_cache, COUNTS_TTL, lambda: _count_modalities(space))
+
+
+def _count_modalities(space: EmbeddingSpace) -> dict[str, int]:
     with connection.cursor() as cursor:
         cursor.execute(
             "SELECT i.modality, count(*) FROM search_embedding e JOIN search_item i ON i.id = e.item_id"
             " WHERE e.space_id = %s AND e.segment_start IS NULL AND NOT i.hidden GROUP BY i.modality",
             [int(space.pk)],
         )
-        counts = dict(cursor.fetchall())
-    _counts_cache[space.pk] = (time.monotonic(), counts)
-    return counts
+        return dict(cursor.fetchall())
 
 
 def _sample_passages(space: EmbeddingSpace, n: int, seed: float) -> np.ndarray:
@@ -216,11 +284,13 @@ def _sample_passages(space: EmbeddingSpace, n: int, seed: float) -> np.ndarray:
         else np.zeros((0, space.dimension))
 
 
-def unrelated_stats(space: EmbeddingSpace, seed: float = 0.42) -> dict[str, dict]:
+def unrelated_stats(space: EmbeddingSpace, seed: float = 0.42, counts: dict[str, int] | None = None
+                    ) -> dict[str, dict]:
     """Mean and spread of the similarity of unrelated pairs, for every pair of modalities with data; and,
     where texts have passages, of a query against one passage (`<modality>->passage`)."""
     modalities = [m for m in Modality.values if m in space.modalities]
-    samples = {m: _sample_vectors(space, m, TARGET_SAMPLE, seed) for m in modalities}
+    counts = modality_counts(space, refresh=True) if counts is None else counts
+    samples = {m: _sample_vectors(space, m, TARGET_SAMPLE, seed, counts) for m in modalities}
     if Modality.TEXT in modalities:
         samples[PASSAGE] = _sample_passages(space, TARGET_SAMPLE, seed)
     pairs = {}
@@ -275,7 +345,8 @@ def calibrate(space: EmbeddingSpace, golden: list[tuple[str, np.ndarray, list[tu
     statistics measured elsewhere, for pairs the space's own data lacks (the passages of the long-text
     probe, search.engine.evaluation.long_texts, whose documents are rolled back).
     """
-    pairs = unrelated_stats(space)
+    counts = modality_counts(space, refresh=True)
+    pairs = unrelated_stats(space, counts=counts)
     for key, stats in (extra_pairs or {}).items():
         pairs.setdefault(key, dict(stats))
     slope, midpoint, source, used = DEFAULT_SLOPE, DEFAULT_MIDPOINT, "default", 0
@@ -309,8 +380,8 @@ def calibrate(space: EmbeddingSpace, golden: list[tuple[str, np.ndarray, list[tu
                                                       slopes=np.array([slope]))[1]
     calibration = {
         "pairs": pairs, "slope": slope, "midpoint": midpoint, "source": source, "golden_pairs": used,
-        "modalities": reference_stats(space), "query_midpoints": query_midpoints,
-        "counts": modality_counts(space, refresh=True), "identity": space.identity,
+        "modalities": reference_stats(space, counts=counts), "query_midpoints": query_midpoints,
+        "counts": counts, "identity": space.identity,
         "fitted_at": timezone.now().isoformat(timespec="seconds"),
     }
     if save:
@@ -331,24 +402,63 @@ def _drifted(calibration: dict, counts: dict) -> bool:
 
 def current(space: EmbeddingSpace) -> dict:
     """The space's calibration, refitting the unrelated-pair statistics when the data has drifted (or the
-    encoder changed) and keeping the golden fit's slope and midpoint."""
+    encoder changed) and keeping the golden fit's slope and midpoint.
+
+    One search refits, the others meanwhile judge by the calibration they have: in this process a lock, across
+    processes a PostgreSQL advisory lock per space. (Every search that found the data drifted refitted it at
+    once: on a million items, a scan of the space in each of a server's threads.) A space never calibrated, or
+    whose encoder changed, has nothing to judge by: its searches wait for the one that fits it.
+    """
     calibration = space.calibration or {}
-    stale = calibration.get("identity") != space.identity or _drifted(calibration, modality_counts(space))
-    if not calibration.get("pairs") or "modalities" not in calibration or stale:
-        fresh = calibrate(space, save=False)
-        if calibration.get("identity") == space.identity:
-            fresh |= {key: calibration[key] for key in ("slope", "midpoint", "source", "golden_pairs",
-                                                        "query_midpoints") if key in calibration}
-            for key, stats in (calibration.get("pairs") or {}).items():
-                if "midpoint" in stats and key in fresh["pairs"]:
-                    fresh["pairs"][key]["midpoint"] = stats["midpoint"]
-                elif key.endswith(f"->{PASSAGE}") and key not in fresh["pairs"]:
-                    fresh["pairs"][key] = stats  # measured on the long-text probe: no passages here to refresh it
-        space.calibration = fresh
-        EmbeddingSpace.objects.filter(pk=space.pk).update(calibration=fresh)
-        spaces.forget(space.name)  # the row kept for searches is stale now
-        calibration = fresh
-    return calibration
+    usable = bool(calibration.get("pairs")) and "modalities" in calibration \
+        and calibration.get("identity") == space.identity
+    if usable and not _drifted(calibration, modality_counts(space)):
+        return calibration
+    lock = _refit_locks.setdefault(space.pk, threading.Lock())
+    if not lock.acquire(blocking=not usable):
+        return calibration  # another thread of this process is refitting it
+    try:
+        with transaction.atomic():
+            with connection.cursor() as cursor:
+                key = zlib.crc32(f"calibrate:{space.pk}".encode())
+                if usable:
+                    cursor.execute("SELECT pg_try_advisory_xact_lock(%s)", [key])
+                    if not cursor.fetchone()[0]:
+                        return calibration  # another process is refitting it
+                else:
+                    cursor.execute("SELECT pg_advisory_xact_lock(%s)", [key])
+            # Refitted meanwhile by the search that held the lock (here or in another process)?
+            stored = EmbeddingSpace.objects.filter(pk=space.pk).values_list("calibration", flat=True).first() or {}
+            if stored.get("fitted_at") != calibration.get("fitted_at") and stored.get("pairs") \
+                    and "modalities" in stored and stored.get("identity") == space.identity \
+                    and not _drifted(stored, modality_counts(space, refresh=True)):
+                space.calibration = stored
+                spaces.forget(space.name)
+                return stored
+            return _refit(space, calibration)
+    finally:
+        lock.release()
+
+
+_refit_locks: dict[int, threading.Lock] = {}
+
+
+def _refit(space: EmbeddingSpace, calibration: dict) -> dict:
+    started = time.monotonic()
+    fresh = calibrate(space, save=False)
+    if calibration.get("identity") == space.identity:
+        fresh |= {key: calibration[key] for key in ("slope", "midpoint", "source", "golden_pairs",
+                                                    "query_midpoints") if key in calibration}
+        for key, stats in (calibration.get("pairs") or {}).items():
+            if "midpoint" in stats and key in fresh["pairs"]:
+                fresh["pairs"][key]["midpoint"] = stats["midpoint"]
+            elif key.endswith(f"->{PASSAGE}") and key not in fresh["pairs"]:
+                fresh["pairs"][key] = stats  # measured on the long-text probe: no passages here to refresh it
+    space.calibration = fresh
+    EmbeddingSpace.objects.filter(pk=space.pk).update(calibration=fresh)
+    spaces.forget(space.name)  # the row kept for searches is stale now
+    log.info("calibration of space %s refitted from its data in %.1f s", space.name, time.monotonic() - started)
+    return fresh
 
 
 def _pair_key(query_modality: str, item_modality: str, passages: int) -> str:
