@@ -330,13 +330,16 @@ def _eligible(request: SearchRequest, *, require_items: bool = True) -> list[Emb
         if vector_dims and vector_dims != {space.dimension}:
             continue
         takes_part = _holds(space, item_ids, wanted, require_items)
-        if not takes_part and spaces.is_kept(space):
+        if not takes_part and spaces.is_kept(space) and not spaces.recently_found_empty(name):
             # A kept row that seems to hold nothing may be one whose space was made anew (a restored database, a
             # test's flush): ask again with the row read now. Its check in the search's statement would come too
-            # late: a space left out is never searched.
+            # late: a space left out is never searched. Read now and still empty, it is kept, and not read again
+            # for a few seconds (a space that holds nothing yet cost every search two statements).
             spaces.forget(name)
-            space = resolve_space(name)
+            space = resolve_space(name, kept=True)
             takes_part = _holds(space, item_ids, wanted, require_items)
+            if not takes_part:
+                spaces.found_empty(name)
         if takes_part:
             usable.append(space)
     return usable

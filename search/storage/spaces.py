@@ -12,6 +12,7 @@ from half needs `embed --reset`: the extra bits were never stored).
 import contextlib
 import logging
 import sys
+import time
 
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
@@ -96,6 +97,9 @@ def register(name: str, *, allow_identity_change: bool = False) -> EmbeddingSpac
 FINGERPRINT_SQL = "md5(s::text)"
 
 _kept: dict[str, EmbeddingSpace] = {}  # name -> the row a search last read, with its fingerprint
+# name -> when a row read anew confirmed that the space holds nothing a search wants (see recently_found_empty)
+_found_empty: dict[str, float] = {}
+EMPTY_RECHECK_SECONDS = 5.0
 
 
 def searchable(name: str) -> EmbeddingSpace:
@@ -123,8 +127,22 @@ def forget(name: str | None = None) -> None:
     """Drop the kept rows (all, or one space's): after the row was written here, or found changed."""
     if name is None:
         _kept.clear()
+        _found_empty.clear()
     else:
         _kept.pop(name, None)
+        _found_empty.pop(name, None)
+
+
+def found_empty(name: str) -> None:
+    """A row read anew says the space holds nothing a search wants (search.engine.search_service._eligible)."""
+    _found_empty[name] = time.monotonic()
+
+
+def recently_found_empty(name: str) -> bool:
+    """Whether a row read anew found the space empty in the last EMPTY_RECHECK_SECONDS: a configured space that
+    holds nothing yet (a text space before the first words) was read again on every search, two statements."""
+    at = _found_empty.get(name)
+    return at is not None and time.monotonic() - at < EMPTY_RECHECK_SECONDS
 
 
 def set_precision(space: EmbeddingSpace, precision: str) -> None:

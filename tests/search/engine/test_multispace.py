@@ -194,3 +194,39 @@ def test_the_demo_model_as_two_spaces_answers_one_fused_query(settings, tmp_path
         assert labels[top_image.item.title]["shape"] == "circle"
     finally:
         encoders.configure(original)
+
+
+def test_a_space_that_holds_nothing_yet_is_not_read_again_on_every_search(settings):
+    """A configured space with no items yet (a text space before the first words) takes no part; its row was read
+    anew on every search to make sure (two statements a search), now once every few seconds, and a space made
+    anew meanwhile (another row: a restored database) is still found."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from search.storage import spaces
+
+    settings.SEARCH_SPACES = SPACES
+    settings.SEARCH_DEFAULT_SPACE = "pics"
+    settings.SEARCH_MIN_RELEVANCE = 0.0
+    encoders.configure(SPACES)
+    try:
+        calibration.clear_cache()
+        Ingester().ingest_many([IngestInput(data=png_bytes(seed=n), title=f"picture {n}") for n in range(4)])
+        EmbeddingSpace.objects.get_or_create(name="sounds", defaults={
+            "identity": encoders.get_space("sounds").identity, "dimension": 24, "modalities": ["audio", "text"]})
+        ask = SearchRequest(parts=[QueryPart(text="a picture")], filters=Filters(modalities=["image", "audio"]))
+        for _ in range(3):  # warm: the spaces' rows, statistics and calibration kept
+            assert search(ask).space == "pics"
+        with CaptureQueriesContext(connection) as captured:
+            page = search(ask)
+        assert page.space == "pics" and page.hits
+        reads = [q["sql"] for q in captured.captured_queries if "FROM search_embeddingspace s WHERE name" in q["sql"]]
+        assert reads == [], reads
+        # Once the few seconds are over, an empty space's row is read again: here it was made anew with sounds.
+        EmbeddingSpace.objects.filter(name="sounds").delete()
+        Ingester().ingest_many([IngestInput(data=wav_bytes(seconds=0.5, freq=330.0), title="a sound")])
+        calibration.clear_cache()
+        spaces._found_empty["sounds"] -= spaces.EMPTY_RECHECK_SECONDS
+        assert search(ask).space == "pics+sounds"
+    finally:
+        encoders.configure({})
