@@ -9,11 +9,16 @@ own, preceded by a planner estimate, followed by reading the candidates' columns
 together with `UNION ALL`, and the candidates' columns come back on the same rows. The index knobs go in the same
 message (search.storage.knn.search_params_prefix), and each space's row is checked for change in it too
 (search.storage.spaces.searchable keeps the rows between searches).
+
+The index scans of one space and query vector that differ only in their modality are one walk of the index
+(`_walks`, the SQL function search_nearest_walk): each modality's scan passed over the other modalities' vectors
+on the same path through the graph, three walks of ~300 tuples for 100 of each of three modalities.
 """
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
+import psycopg
 from django.db import transaction
 
 from search.engine.requests import Filters
@@ -132,16 +137,27 @@ def run(vector_scans: list[VectorScan], words: WordsScan | None = None, *, defau
     # Each query vector goes once as a literal (several scans of a space share it; its text is most of the
     # statement's bytes), referred to by a scalar subquery.
     queries: dict[tuple, str] = {}
-    for scan in vector_scans:
+    walks = _walks(vector_scans)
+    walked = {n: (number, slot) for number, walk in enumerate(walks) for slot, n in enumerate(walk)}
+    for n, scan in enumerate(vector_scans):
         key = (knn.sql_type(scan.space), id(scan.vector))
-        if key not in queries:
+        if n not in walked and key not in queries:
             queries[key] = f"q{len(queries)}"
             ctes.append(f"{queries[key]} AS (SELECT %s::{knn.sql_type(scan.space)} AS v)")
             params.append(knn.vector_literal(scan.vector))
+    for number, walk in enumerate(walks):
+        sql, walk_params = _walk_sql([vector_scans[n] for n in walk])
+        ctes.append(f"w{number} AS MATERIALIZED (SELECT * FROM search_nearest_walk({sql}))")
+        params += walk_params
     for n, scan in enumerate(vector_scans):
-        sql, scan_params = scan.nearest_sql(f"(SELECT v FROM {queries[(knn.sql_type(scan.space), id(scan.vector))]})")
-        ctes.append(f"s{n} AS MATERIALIZED ({sql})")
-        params += scan_params
+        if n in walked:
+            number, slot = walked[n]
+            ctes.append(f"s{n} AS (SELECT item_id, distance FROM w{number} WHERE slot = {slot})")
+        else:
+            sql, scan_params = scan.nearest_sql(
+                f"(SELECT v FROM {queries[(knn.sql_type(scan.space), id(scan.vector))]})")
+            ctes.append(f"s{n} AS MATERIALIZED ({sql})")
+            params += scan_params
         branches.append(
             f"(SELECT {n} AS scan, item_id, min(distance)::float8 AS score, (SELECT count(*) FROM s{n}) AS scanned,"
             f" {int(scan.space.pk)} AS space_id, {'true' if scan.with_passages else 'false'} AS counted"
@@ -219,6 +235,56 @@ def run(vector_scans: list[VectorScan], words: WordsScan | None = None, *, defau
     if found_words is not None:
         found_words.rows.sort(key=lambda pair: (-pair[1], pair[0]))
     return ranked, found_words, items, counts
+
+
+def _walks(scans: list[VectorScan]) -> list[list[int]]:
+    """Scans that one walk of the index answers (search_nearest_walk, migration 0013), as lists of positions:
+    index scans of one space, from one query vector, under the same conditions but for their one modality each.
+    Each modality's own scan passed over the others' vectors on the same path through the graph; one walk hands
+    each modality the rows its scan would have read. Shards keep their scans: the walk is this server's."""
+    if shards.configured():
+        return []
+    groups: list[list[int]] = []
+    for n, scan in enumerate(scans):
+        if scan.exact or len(scan.filters.modalities) != 1:
+            continue
+        for group in groups:
+            first = scans[group[0]]
+            if (first.space.pk == scan.space.pk and first.vector is scan.vector
+                    and replace(first.filters, modalities=[]) == replace(scan.filters, modalities=[])
+                    and first.exclude_ids == scan.exclude_ids and first.ef_search == scan.ef_search
+                    and first.extra_where == scan.extra_where and first.extra_params == scan.extra_params
+                    and scan.filters.modalities[0] not in {scans[m].filters.modalities[0] for m in group}):
+                group.append(n)
+                break
+        else:
+            groups.append([n])
+    return [group for group in groups if len(group) > 1]
+
+
+def _walk_sql(scans: list[VectorScan]) -> tuple[str, list]:
+    """The arguments of search_nearest_walk for these scans (see _walks), as SQL with parameters: the walk's query
+    goes as text, its values written in (it runs inside the function), the index's order and tuple budget its own."""
+    first = scans[0]
+    modalities = [scan.filters.modalities[0] for scan in scans]
+    where, params = replace(first.filters, modalities=modalities).sql()
+    if first.exclude_ids:
+        where += " AND NOT (i.id = ANY(%s))"
+        params.append(list(first.exclude_ids))
+    where, params = where + first.extra_where, params + list(first.extra_params)
+    distance = knn.distance_sql(first.space, "e")
+    vectors = "(e.segment_start IS NULL OR e.passage)" if any(scan.with_passages for scan in scans) \
+        else "e.segment_start IS NULL"
+    budget = max(scan.knobs(0)["max_scan_tuples"] for scan in scans)
+    query = (f"SELECT e.item_id, i.modality, e.passage, {distance}::float8 AS distance FROM search_embedding e"
+             f" JOIN search_item i ON i.id = e.item_id WHERE e.space_id = %s AND {vectors} AND {where}"
+             f" ORDER BY {distance} LIMIT %s")
+    vector = knn.vector_literal(first.vector)
+    connection.ensure_connection()
+    written = psycopg.ClientCursor(connection.connection).mogrify(
+        query, [vector, int(first.space.pk), *params, vector, budget])
+    return "%s, %s::text[], %s::int[], %s::boolean[]", [written, modalities, [scan.read for scan in scans],
+                              [scan.with_passages for scan in scans]]
 
 
 def _execute(sql: str, params: list, scans: list[VectorScan], default_ef: int) -> list[tuple]:
