@@ -15,6 +15,7 @@ The index scans of one space and query vector that differ only in their modality
 on the same path through the graph, three walks of ~300 tuples for 100 of each of three modalities.
 """
 
+from collections import namedtuple
 from dataclasses import dataclass, field, replace
 
 import numpy as np
@@ -27,23 +28,21 @@ from search.storage import knn, shards, spaces
 from search.storage.replicas import read_connection as connection
 from search.storage.shards import fanout as shard_fanout
 
-# What relevance, balancing, pinning, sorting, facets and the hits read of every candidate.
-CANDIDATE_FIELDS = ("id", "modality", "title", "duration", "taken_at", "tags", "collection", "pinned", "created_at")
-# Read only for a search sorted by them: parsing two timestamps for each of a few hundred candidates was a good
-# part of a search's Python time.
+# What relevance, balancing, pinning, sorting, facets and the hits read of every candidate. The dates come last:
+# they are read only for a search sorted by them (parsing two timestamps for each of a few hundred candidates was a
+# good part of a search's Python time), and a row without them ends before them.
+CANDIDATE_FIELDS = ("id", "modality", "title", "duration", "tags", "collection", "pinned", "taken_at", "created_at")
 DATE_FIELDS = ("taken_at", "created_at")
+assert CANDIDATE_FIELDS[-len(DATE_FIELDS):] == DATE_FIELDS
 
 
-class Candidate:
+class Candidate(namedtuple("CandidateColumns", CANDIDATE_FIELDS, defaults=(None,) * len(DATE_FIELDS))):
     """A candidate's columns (CANDIDATE_FIELDS; the dates only when the search sorts by them). Candidates are a
-    few hundred per search, and a model instance cost more to make than the statement that found it; the items
+    few hundred per search, and a model instance cost more to make than the statement that found it (an object
+    with slots filled one by one still cost a millisecond a search: a tuple is made in one call); the items
     shown are read whole (search.engine.result_order.shown_items)."""
 
-    __slots__ = CANDIDATE_FIELDS
-
-    def __init__(self, values: dict):
-        for name in CANDIDATE_FIELDS:
-            setattr(self, name, values.get(name))
+    __slots__ = ()
 
     @property
     def pk(self) -> int:
@@ -217,7 +216,7 @@ def run(vector_scans: list[VectorScan], words: WordsScan | None = None, *, defau
         if row[5] is None:
             continue  # deleted between the scan and the join: it drops out
         if item_id not in items:
-            items[item_id] = Candidate(dict(zip(fields, row[5:5 + width], strict=True)))
+            items[item_id] = Candidate(*row[5:5 + width])
         if scan == -1:
             found_words.rows.append((item_id, float(score)))
             continue
