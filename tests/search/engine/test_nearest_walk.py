@@ -13,7 +13,7 @@ import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
-from search.engine import ranking_batch, rankers
+from search.engine import rankers, ranking_batch
 from search.engine.requests import Filters
 from search.ingest.ingester import Ingester, IngestInput
 from search.models import EmbeddingSpace, Item
@@ -44,9 +44,9 @@ def world(passage_spaces, settings):
     return space
 
 
-def _scans(space, text, filters=Filters(), limit=20, **options):
+def _scans(space, text, filters=None, limit=20, **options):
     vector = spaces.get_encoder("fake").encode_texts([text])[0]
-    plan = rankers.cross_modal_plan(space, vector, filters, limit, **options)
+    plan = rankers.cross_modal_plan(space, vector, filters or Filters(), limit, **options)
     # The same index settings for the walk and for each scan alone (one statement's setting is its widest scan's).
     widest = max(scan.knobs(0)["ef_search"] for scan in plan.scans)
     return [replace(scan, ef_search=widest) for scan in plan.scans]
