@@ -272,16 +272,7 @@ def _count_modalities(space: EmbeddingSpace) -> dict[str, int]:
 
 def _sample_passages(space: EmbeddingSpace, n: int, seed: float) -> np.ndarray:
     """Up to n random passage vectors of long texts."""
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT setseed(%s)", [seed])
-        cursor.execute(
-            "SELECT e.vector::text FROM search_embedding e JOIN search_item i ON i.id = e.item_id"
-            " WHERE e.space_id = %s AND e.passage AND NOT i.hidden ORDER BY random() LIMIT %s",
-            [int(space.pk), n],
-        )
-        rows = [row[0] for row in cursor.fetchall()]
-    return np.array([knn.parse_vector(text) for text in rows]) if rows \
-        else np.zeros((0, space.dimension))
+    return _as_vectors(space, _sampled_rows(space, "e.passage AND NOT i.hidden", [], n, seed, None))
 
 
 def unrelated_stats(space: EmbeddingSpace, seed: float = 0.42, counts: dict[str, int] | None = None
@@ -410,8 +401,7 @@ def current(space: EmbeddingSpace) -> dict:
     whose encoder changed, has nothing to judge by: its searches wait for the one that fits it.
     """
     calibration = space.calibration or {}
-    usable = bool(calibration.get("pairs")) and "modalities" in calibration \
-        and calibration.get("identity") == space.identity
+    usable = _judges(calibration, space)
     if usable and not _drifted(calibration, modality_counts(space)):
         return calibration
     lock = _refit_locks.setdefault(space.pk, threading.Lock())
@@ -429,8 +419,7 @@ def current(space: EmbeddingSpace) -> dict:
                     cursor.execute("SELECT pg_advisory_xact_lock(%s)", [key])
             # Refitted meanwhile by the search that held the lock (here or in another process)?
             stored = EmbeddingSpace.objects.filter(pk=space.pk).values_list("calibration", flat=True).first() or {}
-            if stored.get("fitted_at") != calibration.get("fitted_at") and stored.get("pairs") \
-                    and "modalities" in stored and stored.get("identity") == space.identity \
+            if stored.get("fitted_at") != calibration.get("fitted_at") and _judges(stored, space) \
                     and not _drifted(stored, modality_counts(space, refresh=True)):
                 space.calibration = stored
                 spaces.forget(space.name)
@@ -441,6 +430,12 @@ def current(space: EmbeddingSpace) -> dict:
 
 
 _refit_locks: dict[int, threading.Lock] = {}
+
+
+def _judges(calibration: dict, space: EmbeddingSpace) -> bool:
+    """Whether a calibration can judge this space's searches: fitted, with per-modality statistics, for its encoder."""
+    return bool(calibration.get("pairs")) and "modalities" in calibration \
+        and calibration.get("identity") == space.identity
 
 
 def _refit(space: EmbeddingSpace, calibration: dict) -> dict:

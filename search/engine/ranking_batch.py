@@ -79,13 +79,18 @@ class VectorScan:
         return {"ef_search": max(self.ef_search or default_ef, min(self.read, 1000)),
                 "max_scan_tuples": max(20000, self.read * 200)}
 
-    def nearest_sql(self, query: str) -> tuple[str, list]:
-        """The scan as SQL, `query` being the query vector's SQL (see run)."""
-        where, params = self.filters.sql()
+    def where_sql(self, filters: Filters | None = None) -> tuple[str, list]:
+        """The scan's conditions on the item `i` and its vector `e` (under `filters` instead of its own, say a walk's
+        several modalities), with their parameters."""
+        where, params = (filters or self.filters).sql()
         if self.exclude_ids:
             where += " AND NOT (i.id = ANY(%s))"
             params.append(list(self.exclude_ids))
-        where, params = where + self.extra_where, params + list(self.extra_params)
+        return where + self.extra_where, params + list(self.extra_params)
+
+    def nearest_sql(self, query: str) -> tuple[str, list]:
+        """The scan as SQL, `query` being the query vector's SQL (see run)."""
+        where, params = self.where_sql()
         if shards.configured():
             # Sharded vectors (DATABASE_SHARD_URLS): the same scan on every shard at once, merged.
             return shard_fanout.nearest_sql(self.space, query, where, params, limit=self.read, exact=self.exact,
@@ -266,11 +271,7 @@ def _walk_sql(scans: list[VectorScan]) -> tuple[str, list]:
     goes as text, its values written in (it runs inside the function), the index's order and tuple budget its own."""
     first = scans[0]
     modalities = [scan.filters.modalities[0] for scan in scans]
-    where, params = replace(first.filters, modalities=modalities).sql()
-    if first.exclude_ids:
-        where += " AND NOT (i.id = ANY(%s))"
-        params.append(list(first.exclude_ids))
-    where, params = where + first.extra_where, params + list(first.extra_params)
+    where, params = first.where_sql(replace(first.filters, modalities=modalities))
     distance = knn.distance_sql(first.space, "e")
     vectors = "(e.segment_start IS NULL OR e.passage)" if any(scan.with_passages for scan in scans) \
         else "e.segment_start IS NULL"
